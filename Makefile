@@ -5,12 +5,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench bench-video clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) experiments/bench_entropy.py
+
+# Long: fits 8 networks on the CPU (hours). Finished points are cached under out/.
+bench-video: $(STAMP)
+	$(PY) experiments/bench_video_rd.py --epochs 60
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis

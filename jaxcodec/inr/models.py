@@ -1,0 +1,242 @@
+"""NeRV and HNeRV in Flax NNX, sized by a parameter budget as in the HNeRV paper.
+
+Both share one decoder: a 1x1 "stem" conv with GELU from the frame code to an
+``fc_h x fc_w x fc_dim`` grid, upsampling blocks (conv KxK, PixelShuffle, GELU) and a 3x3
+head with ``tanh * 0.5 + 0.5``.
+
+- NeRV: the frame code is a sinusoidal encoding of the frame index t/T (base 1.25, 80
+  levels), the stem is a linear map to a grid 80x smaller than the frame (8x16 for
+  640x1280, as in the paper); blocks use K=3 and halve widths.
+- HNeRV: a ConvNeXt encoder turns each frame into a tiny embedding (16 x 2 x 4 for 640x1280);
+  the stem is 1x1; kernels grow (1, 3, 5, 5, 5) and widths shrink by 1.2 per block (floor 12)
+  so parameters spread evenly. The embeddings are stored in the file, the encoder is not.
+
+``fc_dim`` is solved from the parameter budget with the HNeRV code's quadratic, which
+reproduces its Bunny widths (c2 = 32 / 48 / 68 / 97 for 0.35 / 0.75 / 1.5 / 3M).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxcodec.inr.layers import ConvNeXtEncoder, UpBlock, positional_encoding
+
+KINDS = ("hnerv", "nerv")
+
+
+@dataclass(frozen=True)
+class INRConfig:
+    """Everything needed to rebuild a model; stored in the .jxc header as JSON."""
+
+    kind: str
+    height: int  # padded frame size the network renders
+    width: int
+    frames: int
+    fc_dim: int
+    fc_hw: tuple[int, int]
+    strides: tuple[int, ...]
+    kernels: tuple[int, ...]
+    widths: tuple[int, ...]  # output width of each block
+    code_dim: int  # HNeRV embedding channels, or NeRV's 2 * pe_levels
+    enc_strides: tuple[int, ...] = ()
+    enc_dim: int = 64
+    pe_base: float = 1.25
+    pe_levels: int = 80
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict) -> INRConfig:
+        d = dict(d)
+        for key in ("fc_hw", "strides", "kernels", "widths", "enc_strides"):
+            d[key] = tuple(int(v) for v in d.get(key, ()))
+        cfg = INRConfig(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}")
+        if len(self.strides) != len(self.kernels) or len(self.strides) != len(self.widths):
+            raise ValueError("strides, kernels and widths must have one entry per block")
+        up = int(np.prod(self.strides))
+        if (self.fc_hw[0] * up, self.fc_hw[1] * up) != (self.height, self.width):
+            raise ValueError("fc_hw times the strides must give the frame size")
+        if self.kind == "hnerv" and int(np.prod(self.enc_strides)) * self.fc_hw[0] != self.height:
+            raise ValueError("encoder strides must reduce the frame to the embedding size")
+
+    @property
+    def embedding_shape(self) -> tuple[int, int, int]:
+        """Per-frame stored code [h, w, c] (HNeRV only)."""
+        return (self.fc_hw[0], self.fc_hw[1], self.code_dim)
+
+
+# ---------------------------------------------------------------------------------------
+# sizing
+
+
+def _strides_for(total: int, stages: int) -> tuple[int, ...] | None:
+    """Split `total` into `stages` strides <= 5, largest first (320 -> 5,4,4,2,2)."""
+    primes, n = [], total
+    for p in (5, 3, 2):
+        while n % p == 0:
+            primes.append(p)
+            n //= p
+    if n != 1:
+        return None
+    twos = [p for p in primes if p == 2]
+    rest = [p for p in primes if p != 2]
+    while len(rest) + len(twos) > stages and len(twos) >= 2:
+        twos = twos[2:]
+        rest.append(4)
+    strides = sorted(rest + twos, reverse=True)
+    if len(strides) > stages:
+        return None
+    return tuple(strides + [1] * (stages - len(strides)))
+
+
+def choose_grid(height: int, width: int, short_cells: int, stages: int) -> tuple[tuple[int, ...], int, int]:
+    """Strides and padded size so the short side spans `short_cells` cells of the code grid.
+
+    Among upsampling factors made of `stages` strides <= 5, prefers the short side closest
+    to `short_cells` cells, then the smallest padded frame, then the largest factor.
+    Returns (strides, padded_h, padded_w).
+    """
+    short = min(height, width)
+    products = {int(np.prod(c)) for c in itertools.product(range(1, 6), repeat=stages)}
+    best = None
+    for total in sorted(products):
+        strides = _strides_for(total, stages)
+        if strides is None:
+            continue
+        cells = math.ceil(short / total)
+        ph, pw = math.ceil(height / total) * total, math.ceil(width / total) * total
+        key = (abs(cells - short_cells), ph * pw, -total)
+        if best is None or key < best[0]:
+            best = (key, strides, ph, pw)
+    return best[1], best[2], best[3]
+
+
+def _widths(fc_dim: int, n: int, reduce: float, lower: int) -> tuple[int, ...]:
+    out, ngf = [], fc_dim
+    for _ in range(n):
+        ngf = int(max(round(ngf / reduce), lower))
+        out.append(ngf)
+    return tuple(out)
+
+
+def _solve_fc_dim(budget: float, strides, kernels, reduce: float, b: float) -> int:
+    """HNeRV's quadratic a*c^2 + b*c = budget for the stem width c (all stages unsaturated)."""
+    r = 1.0 / reduce
+    a = r * sum(r ** (2 * i) * s ** 2 * k ** 2 for i, (s, k) in enumerate(zip(strides, kernels)))
+    c = (-b + math.sqrt(b * b + 4 * a * budget)) / (2 * a)
+    return max(int(c), 1)
+
+
+def hnerv_config(height: int, width: int, frames: int, params: float, *, embed_dim: int = 16,
+                 enc_dim: int = 64, reduce: float = 1.2, lower_width: int = 12,
+                 ks: tuple[int, int] = (1, 5), strides: tuple[int, ...] | None = None) -> INRConfig:
+    """HNeRV sized so decoder + stored embeddings hold about `params` parameters."""
+    if strides is None:
+        strides, ph, pw = choose_grid(height, width, short_cells=2, stages=5)
+    else:
+        total = int(np.prod(strides))
+        ph, pw = math.ceil(height / total) * total, math.ceil(width / total) * total
+    total = int(np.prod(strides))
+    fc_hw = (ph // total, pw // total)
+    kernels = tuple(min(ks[0] + 2 * i, ks[1]) for i in range(len(strides)))
+    embed_params = embed_dim * fc_hw[0] * fc_hw[1] * frames
+    if params <= embed_params:
+        raise ValueError(f"a budget of {params:.0f} parameters cannot even hold the {embed_params} "
+                         f"embedding values of {frames} frames; raise --params")
+    fc_dim = _solve_fc_dim(params - embed_params, strides, kernels, reduce, b=embed_dim * 9)
+    cfg = INRConfig("hnerv", ph, pw, frames, fc_dim, fc_hw, tuple(strides), kernels,
+                    _widths(fc_dim, len(strides), reduce, lower_width), embed_dim,
+                    enc_strides=tuple(strides), enc_dim=enc_dim)
+    cfg.validate()
+    return cfg
+
+
+def nerv_config(height: int, width: int, frames: int, params: float, *, pe_levels: int = 80,
+                pe_base: float = 1.25, reduce: float = 2.0, lower_width: int = 12,
+                kernel: int = 3) -> INRConfig:
+    """NeRV (as HNeRV's baseline) sized to about `params` decoder parameters."""
+    # The paper's 8x16 grid for 640x1280 is an 80x upsampling; keep that ratio at any size.
+    strides, ph, pw = choose_grid(height, width, short_cells=max(1, round(min(height, width) / 80)), stages=4)
+    total = int(np.prod(strides))
+    fc_hw = (ph // total, pw // total)
+    kernels = (kernel,) * len(strides)
+    code_dim = 2 * pe_levels
+    fc_dim = _solve_fc_dim(params, strides, kernels, reduce, b=code_dim * fc_hw[0] * fc_hw[1])
+    cfg = INRConfig("nerv", ph, pw, frames, fc_dim, fc_hw, tuple(strides), kernels,
+                    _widths(fc_dim, len(strides), reduce, lower_width), code_dim,
+                    pe_base=pe_base, pe_levels=pe_levels)
+    cfg.validate()
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------
+# modules
+
+
+class INRDecoder(nnx.Module):
+    """Frame code [N, h, w, code_dim] (HNeRV) or [N, 1, 1, code_dim] (NeRV) -> RGB in [0, 1]."""
+
+    def __init__(self, cfg: INRConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        cells = 1 if cfg.kind == "hnerv" else cfg.fc_hw[0] * cfg.fc_hw[1]
+        self.stem = nnx.Conv(cfg.code_dim, cfg.fc_dim * cells, (1, 1), rngs=rngs)
+        self.blocks = nnx.List()
+        cin = cfg.fc_dim
+        for s, k, w in zip(cfg.strides, cfg.kernels, cfg.widths):
+            self.blocks.append(UpBlock(cin, w, s, k, rngs=rngs))
+            cin = w
+        self.head = nnx.Conv(cin, 3, (3, 3), padding="SAME", rngs=rngs)
+
+    def __call__(self, code: jax.Array) -> jax.Array:
+        x = jax.nn.gelu(self.stem(code), approximate=False)
+        if self.cfg.kind == "nerv":
+            x = x.reshape(x.shape[0], self.cfg.fc_hw[0], self.cfg.fc_hw[1], self.cfg.fc_dim)
+        for block in self.blocks:
+            x = block(x)
+        return jnp.tanh(self.head(x)) * 0.5 + 0.5
+
+
+class INR(nnx.Module):
+    """A whole model: `code(frames, index)` gives each frame's code, `decoder` renders it."""
+
+    def __init__(self, cfg: INRConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        dims = (cfg.enc_dim,) * (len(cfg.enc_strides) - 1) + (cfg.code_dim,)
+        self.encoder = ConvNeXtEncoder(cfg.enc_strides, dims, rngs=rngs) if cfg.kind == "hnerv" else None
+        self.decoder = INRDecoder(cfg, rngs=rngs)
+
+    def code(self, frames: jax.Array | None, index: jax.Array) -> jax.Array:
+        if self.cfg.kind == "hnerv":
+            return self.encoder(frames)
+        pe = positional_encoding(index / self.cfg.frames, self.cfg.pe_base, self.cfg.pe_levels)
+        return pe[:, None, None, :]
+
+
+def decoder_param_count(cfg: INRConfig) -> int:
+    """Stored decoder parameters (stem, blocks, head), without the encoder."""
+    _, state = nnx.split(nnx.eval_shape(lambda: INRDecoder(cfg, rngs=nnx.Rngs(0))))
+    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(state)))
+
+
+def stored_param_count(cfg: INRConfig) -> int:
+    """What the paper's model size counts: decoder plus the embeddings of every frame."""
+    embed = cfg.frames * int(np.prod(cfg.embedding_shape)) if cfg.kind == "hnerv" else 0
+    return decoder_param_count(cfg) + embed
+
+
+__all__ = ["INR", "INRConfig", "INRDecoder", "KINDS", "choose_grid", "decoder_param_count",
+           "hnerv_config", "nerv_config", "stored_param_count", "field"]

@@ -1,0 +1,129 @@
+"""Quality and rate-distortion metrics shared by every codec, benchmark and test.
+
+Images are float arrays in [0, 1] shaped [..., H, W, C]; per-frame values are averaged by
+the caller (the codecs report the mean of per-frame values, as the NeRV papers do).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def psnr(a: jax.Array | np.ndarray, b: jax.Array | np.ndarray, axis: tuple[int, ...] = (-3, -2, -1)) -> jax.Array:
+    """PSNR in dB of images in [0, 1] (peak 1), reduced over `axis` (default: per image)."""
+    mse = jnp.mean(jnp.square(jnp.asarray(a, jnp.float32) - jnp.asarray(b, jnp.float32)), axis=axis)
+    return -10.0 * jnp.log10(jnp.maximum(mse, 1e-12))
+
+
+def _gaussian_window(size: int, sigma: float) -> jax.Array:
+    x = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
+    g = jnp.exp(-(x ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def _filter(x: jax.Array, window: jax.Array) -> jax.Array:
+    """Separable 'valid' filtering of [N, H, W, C] with a 1-D window, per channel."""
+    n, h, w, c = x.shape
+    k = window.shape[0]
+    y = x.transpose(0, 3, 1, 2).reshape(n * c, 1, h, w)
+    y = jax.lax.conv_general_dilated(y, window.reshape(1, 1, k, 1), (1, 1), "VALID")
+    y = jax.lax.conv_general_dilated(y, window.reshape(1, 1, 1, k), (1, 1), "VALID")
+    return y.reshape(n, c, y.shape[-2], y.shape[-1]).transpose(0, 2, 3, 1)
+
+
+def _ssim_terms(x: jax.Array, y: jax.Array, window: jax.Array) -> tuple[jax.Array, jax.Array]:
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = _filter(x, window), _filter(y, window)
+    sxx = _filter(x * x, window) - mx * mx
+    syy = _filter(y * y, window) - my * my
+    sxy = _filter(x * y, window) - mx * my
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    ssim = (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
+    return jnp.mean(ssim, axis=(1, 2, 3)), jnp.mean(cs, axis=(1, 2, 3))
+
+
+@functools.partial(jax.jit, static_argnames=("scales",))
+def ms_ssim(a: jax.Array, b: jax.Array, scales: int = 5) -> jax.Array:
+    """Multi-scale SSIM (Wang et al. 2003) per image of [N, H, W, C] in [0, 1].
+
+    Standard 11-tap Gaussian window (sigma 1.5) and weights. Frames too small for five
+    scales at that window (short side < 176) use a window shrunk to fit at the coarse
+    scales, as tf.image.ssim_multiscale effectively does; results then differ slightly
+    from implementations that refuse such frames.
+    """
+    x = jnp.asarray(a, jnp.float32)
+    y = jnp.asarray(b, jnp.float32)
+    weights = jnp.asarray(MS_SSIM_WEIGHTS[:scales])
+    weights = weights / weights.sum()
+    values = []
+    for s in range(scales):
+        size = min(11, x.shape[1], x.shape[2])
+        ssim, cs = _ssim_terms(x, y, _gaussian_window(size, 1.5 * size / 11))
+        values.append(jax.nn.relu(ssim if s == scales - 1 else cs))
+        if s < scales - 1:
+            h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
+            x = x[:, :h, :w].reshape(x.shape[0], h // 2, 2, w // 2, 2, -1).mean(axis=(2, 4))
+            y = y[:, :h, :w].reshape(y.shape[0], h // 2, 2, w // 2, 2, -1).mean(axis=(2, 4))
+    return jnp.prod(jnp.stack(values, axis=-1) ** weights, axis=-1)
+
+
+def frame_metrics(reference: np.ndarray, decoded: np.ndarray, batch: int = 16) -> dict[str, float]:
+    """Mean per-frame RGB PSNR and MS-SSIM of uint8 (or [0, 1] float) videos [T, H, W, 3]."""
+    if reference.shape != decoded.shape:
+        raise ValueError(f"shape mismatch: {reference.shape} vs {decoded.shape}")
+    scale = 255.0 if reference.dtype == np.uint8 else 1.0
+    p, m = [], []
+    for i in range(0, len(reference), batch):
+        r = jnp.asarray(reference[i:i + batch], jnp.float32) / scale
+        d = jnp.asarray(decoded[i:i + batch], jnp.float32) / scale
+        p.append(np.asarray(psnr(r, d)))
+        m.append(np.asarray(ms_ssim(r, d)))
+    return {"psnr": float(np.concatenate(p).mean()), "ms_ssim": float(np.concatenate(m).mean())}
+
+
+# ---------------------------------------------------------------------------------------
+# Bjontegaard delta metrics
+
+
+def _bd_integrals(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> float:
+    """Mean difference (curve 2 minus curve 1) of cubic fits y(x) over the overlap of x."""
+    p1, p2 = np.polyfit(x1, y1, 3), np.polyfit(x2, y2, 3)
+    lo, hi = max(x1.min(), x2.min()), min(x1.max(), x2.max())
+    if hi <= lo:
+        raise ValueError("the two RD curves do not overlap")
+    i1, i2 = np.polyint(p1), np.polyint(p2)
+    return float(((np.polyval(i2, hi) - np.polyval(i2, lo)) - (np.polyval(i1, hi) - np.polyval(i1, lo))) / (hi - lo))
+
+
+def _check_curve(rate: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rate, quality = np.asarray(rate, np.float64), np.asarray(quality, np.float64)
+    if rate.shape != quality.shape or rate.size < 4:
+        raise ValueError("BD metrics need 4 or more (rate, quality) points per curve")
+    if np.any(rate <= 0):
+        raise ValueError("rates must be positive")
+    return rate, quality
+
+
+def bd_rate(rate_ref, quality_ref, rate_test, quality_test) -> float:
+    """Average rate difference (%) of the test curve against the reference at equal quality.
+
+    Negative means the test codec needs fewer bits. Cubic fits of log-rate against
+    quality, integrated over the quality range both curves cover (Bjontegaard, VCEG-M33).
+    """
+    r1, q1 = _check_curve(rate_ref, quality_ref)
+    r2, q2 = _check_curve(rate_test, quality_test)
+    diff = _bd_integrals(q1, np.log(r1), q2, np.log(r2))
+    return float((np.exp(diff) - 1) * 100)
+
+
+def bd_quality(rate_ref, quality_ref, rate_test, quality_test) -> float:
+    """Average quality difference (e.g. dB of PSNR) of the test curve at equal rate."""
+    r1, q1 = _check_curve(rate_ref, quality_ref)
+    r2, q2 = _check_curve(rate_test, quality_test)
+    return _bd_integrals(np.log(r1), q1, np.log(r2), q2)

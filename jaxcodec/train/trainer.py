@@ -1,0 +1,185 @@
+"""The rate-distortion trainer shared by every codec.
+
+A codec supplies a loss ``loss_fn(params, batch, key, step) -> (loss, metrics)`` (typically
+distortion + lambda * rate, with scalar metrics such as psnr and bits), the initial
+``params`` (any pytree, NNX state included) and a host-side ``sampler(step) -> batch``.
+The trainer owns everything else:
+
+- Adam with HNeRV's schedule: linear warm-up from ``warmup_start * lr`` over the first
+  ``warmup`` fraction of steps, then cosine decay to 0;
+- one jitted train step; randomness is ``fold_in(seed, step)``, so a run resumed from a
+  checkpoint follows exactly the path of an uninterrupted one;
+- data parallelism over all local devices: batches are split along their leading axis
+  with a ``NamedSharding`` over a 1-D mesh, parameters are replicated, and XLA inserts
+  the gradient all-reduce (multi-host runs call ``jax.distributed.initialize`` first);
+- Orbax checkpoints every ``checkpoint_every`` steps and at the end, resumable;
+- ``metrics.jsonl``: one line per epoch with the mean of every metric, lr and time;
+- periodic evaluation through ``eval_fn(params) -> metrics``;
+- callbacks ``on_step(step, total)`` and ``on_log(record)`` for progress displays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[Any, Any, jax.Array, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    lr: float = 1e-3
+    warmup: float = 0.1
+    warmup_start: float = 0.1
+    steps_per_epoch: int = 100
+    checkpoint_every: int = 0  # 0: only at the end (when a workdir is given)
+    eval_every: int = 0  # 0: only at the end (when an eval_fn is given)
+    grad_clip: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.steps_per_epoch < 1:
+            raise ValueError("steps and steps_per_epoch must be >= 1")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError("warmup is a fraction of the steps in [0, 1)")
+
+
+def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
+    warm = int(round(cfg.warmup * cfg.steps))
+    cosine = optax.cosine_decay_schedule(cfg.lr, max(cfg.steps - warm, 1))
+    if warm == 0:
+        return cosine
+    ramp = optax.linear_schedule(cfg.warmup_start * cfg.lr, cfg.lr, warm)
+    return optax.join_schedules([ramp, cosine], [warm])
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    adam = optax.adam(lr_schedule(cfg), b1=0.9, b2=0.999)
+    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adam) if cfg.grad_clip > 0 else adam
+
+
+def data_mesh() -> Mesh:
+    """A 1-D mesh named 'data' over every local device."""
+    return Mesh(np.array(jax.local_devices()), ("data",))
+
+
+class Trainer:
+    def __init__(self, loss_fn: LossFn, params: Any, cfg: TrainConfig, sampler: Callable[[int], Any], *,
+                 workdir: str | Path | None = None, eval_fn: Callable[[Any], dict[str, float]] | None = None,
+                 on_step: Callable[[int, int], None] | None = None,
+                 on_log: Callable[[dict[str, Any]], None] | None = None):
+        self.cfg, self.sampler, self.eval_fn = cfg, sampler, eval_fn
+        self.on_step, self.on_log = on_step, on_log
+        self.workdir = None if workdir is None else Path(workdir)
+        self.mesh = data_mesh()
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.batch_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
+        self.tx = make_optimizer(cfg)
+        self.schedule = lr_schedule(cfg)
+        self.params = jax.device_put(params, self.replicated)
+        self.opt_state = jax.device_put(self.tx.init(self.params), self.replicated)
+        self.step = 0
+        base_key = jax.random.key(cfg.seed)
+
+        def train_step(params, opt_state, batch, step):
+            key = jax.random.fold_in(base_key, step)
+            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key, step)
+            updates, opt_state = self.tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, dict(metrics, loss=loss)
+
+        self._train_step = jax.jit(train_step, donate_argnums=(0, 1))
+        self._manager = None
+        if self.workdir is not None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._manager = ocp.CheckpointManager(
+                (self.workdir / "checkpoints").absolute(),
+                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        return {"params": self.params, "opt_state": self.opt_state}
+
+    def save(self) -> None:
+        if self._manager is None:
+            return
+        self._manager.save(self.step, args=ocp.args.StandardSave(self._state()), force=True)
+        self._manager.wait_until_finished()
+
+    def restore(self) -> bool:
+        """Resume from the latest checkpoint in the workdir; False if there is none."""
+        if self._manager is None or self._manager.latest_step() is None:
+            return False
+        step = self._manager.latest_step()
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
+                                self._state())
+        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        self.params, self.opt_state, self.step = state["params"], state["opt_state"], int(step)
+        log.info("resumed from step %d", step)
+        return True
+
+    # -- training -------------------------------------------------------------------------
+
+    def _put_batch(self, batch: Any) -> Any:
+        n = len(jax.local_devices())
+        lead = jax.tree_util.tree_leaves(batch)[0].shape[0]
+        if lead % n:
+            raise ValueError(f"batch size {lead} must be a multiple of the {n} local devices")
+        return jax.device_put(batch, self.batch_sharding)
+
+    def _log_epoch(self, epoch: int, sums: dict[str, jax.Array], count: int, t0: float) -> None:
+        record: dict[str, Any] = {"epoch": epoch, "step": self.step,
+                                  "lr": float(self.schedule(self.step - 1)), "time_s": round(time.perf_counter() - t0, 3)}
+        record.update({k: float(v) / count for k, v in sums.items()})
+        if self.eval_fn is not None and self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+            record.update({f"eval_{k}": v for k, v in self.eval_fn(self.params).items()})
+        if self.workdir is not None:
+            with open(self.workdir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self.on_log is not None:
+            self.on_log(record)
+
+    def run(self, resume: bool = False) -> Any:
+        """Train to `cfg.steps` (continuing from a checkpoint if `resume`); returns params."""
+        if resume:
+            self.restore()
+        t0 = time.perf_counter()
+        sums: dict[str, jax.Array] = {}
+        count = 0
+        while self.step < self.cfg.steps:
+            batch = self._put_batch(self.sampler(self.step))
+            self.params, self.opt_state, metrics = self._train_step(
+                self.params, self.opt_state, batch, jnp.int32(self.step))
+            self.step += 1
+            sums = metrics if not sums else jax.tree.map(jnp.add, sums, metrics)
+            count += 1
+            if self.on_step is not None:
+                self.on_step(self.step, self.cfg.steps)
+            if self.step % self.cfg.steps_per_epoch == 0 or self.step == self.cfg.steps:
+                self._log_epoch(-(-self.step // self.cfg.steps_per_epoch), sums, count, t0)
+                sums, count = {}, 0
+            if self._manager is not None and self.cfg.checkpoint_every and \
+                    self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
+                self.save()
+        self.save()
+        return self.params
+
+    def close(self) -> None:
+        if self._manager is not None:
+            self._manager.close()
+

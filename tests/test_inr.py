@@ -1,0 +1,64 @@
+"""NeRV / HNeRV architecture, checked against the HNeRV paper's Bunny configurations."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxcodec.inr.layers import pixel_shuffle
+from jaxcodec.inr.models import INR, choose_grid, hnerv_config, nerv_config, stored_param_count
+
+
+@pytest.mark.parametrize("budget,fc_dim", [(0.35e6, 32), (0.75e6, 48), (1.5e6, 68), (3e6, 97)])
+def test_hnerv_bunny_sizes_match_the_paper(budget, fc_dim):
+    """HNeRV paper / code, Bunny 1280x640, 132 frames: c2 = 32 / 48 / 68 / 97."""
+    cfg = hnerv_config(640, 1280, 132, budget)
+    assert cfg.strides == (5, 4, 4, 2, 2) and cfg.fc_hw == (2, 4)
+    assert cfg.kernels == (1, 3, 5, 5, 5)
+    assert cfg.fc_dim == fc_dim
+    assert abs(stored_param_count(cfg) / budget - 1) < 0.06
+
+
+def test_hnerv_1_5m_third_block_holds_half_the_parameters():
+    cfg = hnerv_config(640, 1280, 132, 1.5e6)
+    assert cfg.widths[:3] == (57, 48, 40)
+    third = 5 * 5 * 48 * 40 * 16 + 40 * 16
+    assert 0.45 < third / stored_param_count(cfg) < 0.55
+
+
+@pytest.mark.parametrize("budget", [0.35e6, 0.75e6, 1.5e6, 3e6])
+def test_nerv_bunny_config(budget):
+    cfg = nerv_config(640, 1280, 132, budget)
+    assert cfg.strides == (5, 4, 2, 2) and cfg.fc_hw == (8, 16) and cfg.kernels == (3, 3, 3, 3)
+    assert abs(stored_param_count(cfg) / budget - 1) < 0.1
+
+
+@pytest.mark.parametrize("hw,strides", [((640, 1280), (5, 4, 4, 2, 2)), ((480, 960), (5, 4, 3, 2, 2)),
+                                        ((960, 1920), (5, 4, 4, 3, 2)), ((160, 320), (5, 2, 2, 2, 2))])
+def test_strides_follow_the_paper(hw, strides):
+    assert choose_grid(*hw, short_cells=2, stages=5) == (strides, *hw)
+
+
+def test_odd_sizes_are_padded_up():
+    strides, ph, pw = choose_grid(38, 70, short_cells=2, stages=5)
+    assert ph >= 38 and pw >= 70 and ph % np.prod(strides) == 0 and pw % np.prod(strides) == 0
+
+
+def test_pixel_shuffle_matches_torch_semantics():
+    x = np.arange(1 * 2 * 3 * 8, dtype=np.float32).reshape(1, 2, 3, 8)  # C = 2, r = 2
+    y = np.asarray(pixel_shuffle(jnp.asarray(x), 2))
+    assert y.shape == (1, 4, 6, 2)
+    for c in range(2):
+        for i in range(2):
+            for j in range(2):  # torch: out[c, h*r+i, w*r+j] = in[c*r*r + i*r + j, h, w]
+                np.testing.assert_array_equal(y[0, i::2, j::2, c], x[0, :, :, c * 4 + i * 2 + j])
+
+
+@pytest.mark.parametrize("kind", ["hnerv", "nerv"])
+def test_forward_shapes_and_range(kind):
+    cfg = (hnerv_config if kind == "hnerv" else nerv_config)(32, 64, 4, 40_000)
+    model = INR(cfg, rngs=nnx.Rngs(0))
+    frames = jnp.ones((2, cfg.height, cfg.width, 3)) * 0.5
+    out = model.decoder(model.code(frames, jnp.arange(2.0)))
+    assert out.shape == (2, cfg.height, cfg.width, 3)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0

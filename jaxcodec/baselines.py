@@ -80,3 +80,23 @@ def quality_at_rate(points: list[BaselinePoint], bpp: float, key: str = "psnr") 
     if not x[0] <= np.log(bpp) <= x[-1]:
         return float("nan")
     return float(np.interp(np.log(bpp), x, y))
+
+
+def run_opus(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes, np.ndarray, float]:
+    """Opus (libopus, application voip, in Ogg) at a target bitrate: (file bytes, decoded
+    mono samples at `sample_rate` with the input's length, encode seconds)."""
+    exe = ffmpeg_exe()
+    pcm = np.clip(np.asarray(samples, np.float32), -1, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.opus"
+        t0 = time.perf_counter()
+        subprocess.run([exe, "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "-",
+                        "-c:a", "libopus", "-b:a", f"{kbps * 1000:.0f}", "-application", "voip", str(path)],
+                       input=pcm.tobytes(), check=True, capture_output=True)
+        seconds = time.perf_counter() - t0
+        data = path.read_bytes()
+        out = subprocess.run([exe, "-loglevel", "error", "-i", str(path), "-f", "f32le", "-ar", str(sample_rate),
+                              "-ac", "1", "-"], check=True, capture_output=True).stdout
+    decoded = np.frombuffer(out, np.float32)
+    decoded = np.pad(decoded, (0, max(0, len(pcm) - len(decoded))))[:len(pcm)]
+    return data, decoded, seconds

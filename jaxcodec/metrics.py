@@ -127,3 +127,27 @@ def bd_quality(rate_ref, quality_ref, rate_test, quality_test) -> float:
     r1, q1 = _check_curve(rate_ref, quality_ref)
     r2, q2 = _check_curve(rate_test, quality_test)
     return _bd_integrals(np.log(r1), q1, np.log(r2), q2)
+
+
+# ---------------------------------------------------------------------------------------
+# audio
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio in dB of 1-D signals (Le Roux et al. 2019)."""
+    r = np.asarray(reference, np.float64) - np.mean(reference)
+    e = np.asarray(estimate, np.float64) - np.mean(estimate)
+    if r.shape != e.shape:
+        raise ValueError(f"length mismatch: {r.shape} vs {e.shape}")
+    target = (np.dot(e, r) / max(np.dot(r, r), 1e-12)) * r
+    noise = e - target
+    return float(10 * np.log10(max(np.dot(target, target), 1e-12) / max(np.dot(noise, noise), 1e-12)))
+
+
+def mel_distance(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> float:
+    """Mean L1 distance between log10-mel spectrograms (1024-point STFT, hop 256, 64 mels)."""
+    from jaxcodec.audio.spectral import log_mel
+
+    a = log_mel(jnp.asarray(reference, jnp.float32)[None], sample_rate)
+    b = log_mel(jnp.asarray(estimate, jnp.float32)[None], sample_rate)
+    return float(jnp.mean(jnp.abs(a - b)))

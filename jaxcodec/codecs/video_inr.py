@@ -331,12 +331,12 @@ def describe(c: Container) -> dict[str, Any]:
                        f"{enc.get('train_seconds', '?')} s" if enc else "unknown"}
 
 
-def _decode_to(c: Container, output: Path, lossless: bool = False) -> str:
+def _decode_to(c: Container, output: Path, lossless: bool = False, **_: Any) -> str:
     frames, fps = decode(c)
     return "wrote " + write_video(output, frames, fps, lossless=lossless)
 
 
-def evaluate(c: Container, source: Path) -> dict[str, Any]:
+def evaluate(c: Container, source: Path, **_: Any) -> dict[str, Any]:
     """Decode and compare with the source video, preprocessed as recorded at encoding."""
     from jaxcodec.data.video import read_video
     from jaxcodec.metrics import frame_metrics

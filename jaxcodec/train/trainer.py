@@ -3,6 +3,9 @@
 A codec supplies a loss ``loss_fn(params, batch, key, step) -> (loss, metrics)`` (typically
 distortion + lambda * rate, with scalar metrics such as psnr and bits), the initial
 ``params`` (any pytree, NNX state included) and a host-side ``sampler(step) -> batch``.
+Codecs with non-trainable state (EMA codebooks, running statistics) pass ``state=`` and a
+loss ``loss_fn(params, state, batch, key, step) -> (loss, (metrics, new_state))``; state
+is carried and checkpointed with the parameters but gets no gradient.
 The trainer owns everything else:
 
 - Adam with HNeRV's schedule: linear warm-up from ``warmup_start * lr`` over the first
@@ -80,6 +83,7 @@ def data_mesh() -> Mesh:
 
 class Trainer:
     def __init__(self, loss_fn: LossFn, params: Any, cfg: TrainConfig, sampler: Callable[[int], Any], *,
+                 state: Any = None,
                  workdir: str | Path | None = None, eval_fn: Callable[[Any], dict[str, float]] | None = None,
                  on_step: Callable[[int, int], None] | None = None,
                  on_log: Callable[[dict[str, Any]], None] | None = None):
@@ -93,16 +97,24 @@ class Trainer:
         self.schedule = lr_schedule(cfg)
         self.params = jax.device_put(params, self.replicated)
         self.opt_state = jax.device_put(self.tx.init(self.params), self.replicated)
+        self.has_state = state is not None
+        self.state = jax.device_put(state if self.has_state else {}, self.replicated)
         self.step = 0
         base_key = jax.random.key(cfg.seed)
+        if not self.has_state:
+            def stateful(params, state, batch, key, step):
+                loss, metrics = loss_fn(params, batch, key, step)
+                return loss, (metrics, state)
+        else:
+            stateful = loss_fn
 
-        def train_step(params, opt_state, batch, step):
+        def train_step(params, opt_state, state, batch, step):
             key = jax.random.fold_in(base_key, step)
-            (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, key, step)
+            (loss, (metrics, state)), grads = jax.value_and_grad(stateful, has_aux=True)(params, state, batch, key, step)
             updates, opt_state = self.tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, dict(metrics, loss=loss)
+            return optax.apply_updates(params, updates), opt_state, state, dict(metrics, loss=loss)
 
-        self._train_step = jax.jit(train_step, donate_argnums=(0, 1))
+        self._train_step = jax.jit(train_step, donate_argnums=(0, 1, 2))
         self._manager = None
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)
@@ -113,7 +125,7 @@ class Trainer:
     # -- checkpoints ----------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
-        return {"params": self.params, "opt_state": self.opt_state}
+        return {"params": self.params, "opt_state": self.opt_state, "state": self.state}
 
     def save(self) -> None:
         if self._manager is None:
@@ -129,7 +141,8 @@ class Trainer:
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
                                 self._state())
         state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
-        self.params, self.opt_state, self.step = state["params"], state["opt_state"], int(step)
+        self.params, self.opt_state, self.state = state["params"], state["opt_state"], state["state"]
+        self.step = int(step)
         log.info("resumed from step %d", step)
         return True
 
@@ -163,8 +176,8 @@ class Trainer:
         count = 0
         while self.step < self.cfg.steps:
             batch = self._put_batch(self.sampler(self.step))
-            self.params, self.opt_state, metrics = self._train_step(
-                self.params, self.opt_state, batch, jnp.int32(self.step))
+            self.params, self.opt_state, self.state, metrics = self._train_step(
+                self.params, self.opt_state, self.state, batch, jnp.int32(self.step))
             self.step += 1
             sums = metrics if not sums else jax.tree.map(jnp.add, sums, metrics)
             count += 1

@@ -1,0 +1,85 @@
+"""The recipe of the 16 kHz speech model shipped in jaxcodec/assets/speech16k.npz.
+
+Data: Debian's asterisk-core-sounds-en-g722 (one speaker, ~25 min), prepared by
+prepare_speech.py; only OUT/train is used, OUT/eval stays held out for bench_audio.py.
+Model: SEANet, 32 base channels, strides 2-4-5-8 (50 frames/s), latent 64; RVQ of 24
+codebooks x 1024 codes (EMA, k-means init, dead-code restart), quantizer dropout over
+3 / 6 / 12 / 24 codebooks = 1.5 / 3 / 6 / 12 kbps; losses L1 + multi-resolution STFT +
+log-mel + commitment; Adam 3e-4, 2% warm-up then cosine; batch 16 x 1 s crops; seed 0.
+The shipped model was trained with:
+
+    python experiments/train_speech.py --steps STEPS --batch-size 16 --ship
+
+(STEPS and the device are recorded in the model's info and printed by bench_audio.py.)
+With --time-budget SECONDS the step count is chosen to fit, from a short timed probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+from jaxcodec.audio.rvq import RVQConfig
+from jaxcodec.audio.seanet import SEANetConfig
+from jaxcodec.codecs import audio_rvq
+from jaxcodec.data.audio import AudioFolder
+
+CONFIG = audio_rvq.AudioModelConfig(SEANetConfig(channels=32, latent_dim=64), RVQConfig(stages=24, dim=64),
+                                    (3, 6, 12, 24))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data/speech16k")
+    ap.add_argument("--out", default="runs/speech16k")
+    ap.add_argument("--steps", type=int, default=20000)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--time-budget", type=float, default=0.0, help="seconds for training; overrides --steps")
+    ap.add_argument("--ship", action="store_true", help="copy the model to jaxcodec/assets/speech16k.npz")
+    args = ap.parse_args()
+
+    data_dir = Path(args.data)
+    if not (data_dir / "train").is_dir():
+        subprocess.run([sys.executable, str(Path(__file__).with_name("prepare_speech.py")), "--out", str(data_dir)],
+                       check=True)
+    data = AudioFolder.load(data_dir / "train", 16000, valid_percent=0.0)
+    print(f"{len(data.train)} training prompts, {sum(map(len, data.train)) / 16000 / 60:.1f} min; "
+          f"device {jax.devices()[0].device_kind}", flush=True)
+    steps = args.steps
+    if args.time_budget:  # time steps 10..30 of a short run (after compilation)
+        t0 = time.perf_counter()
+        stamps = {}
+        probe = audio_rvq.TrainOptions(steps=30, batch_size=args.batch_size, checkpoint_every=0)
+        audio_rvq.train(data, CONFIG, probe, Path(args.out) / "probe",
+                        on_step=lambda step, total: stamps.__setitem__(step, time.perf_counter()))
+        per_step = (stamps[30] - stamps[10]) / 20
+        steps = max(100, int((args.time_budget - (time.perf_counter() - t0) - 150) / per_step))
+        shutil.rmtree(Path(args.out) / "probe", ignore_errors=True)
+        print(f"probe: {per_step * 1000:.0f} ms/step; training {steps} steps", flush=True)
+    opts = audio_rvq.TrainOptions(steps=steps, batch_size=args.batch_size, checkpoint_every=max(steps // 4, 1))
+
+    def show(record):
+        keep = {k: round(v, 4) for k, v in record.items() if isinstance(v, float) and not k.startswith("ppl")}
+        ppl = [record[k] for k in sorted(record) if k.startswith("ppl_")]
+        print(json.dumps({"step": record["step"], **keep, "ppl_min": round(min(ppl), 1) if ppl else None}),
+              flush=True)
+
+    model = audio_rvq.train(data, CONFIG, opts, args.out, "speech16k", on_log=show)
+    path = Path(args.out) / "model.npz"
+    print(f"model {model.model_id}: {path} ({path.stat().st_size / 1e6:.1f} MB), {model.info}")
+    if args.ship:
+        dst = audio_rvq.default_model_path()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, dst)
+        print(f"shipped to {dst}")
+
+
+if __name__ == "__main__":
+    main()

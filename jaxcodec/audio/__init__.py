@@ -1,0 +1,1 @@
+"""Neural audio codec parts: SEANet encoder/decoder, residual VQ, spectral losses, code priors."""

@@ -1,0 +1,168 @@
+"""Residual vector quantization with EMA codebooks (SoundStream / EnCodec), as pure functions.
+
+Codebooks are not trained by gradients: they are running means (EMA, decay 0.99) of the
+vectors assigned to them, kept in a ``state`` dict the trainer carries beside the
+parameters. The first training batch initializes every stage by k-means on that stage's
+residuals; codes whose EMA usage falls below ``dead_threshold`` are restarted from random
+residuals of the current batch. Quantizer dropout: each batch element uses only its first
+``n_active`` stages, so one model serves every bitrate.
+
+The commitment loss pulls each stage's residual ``x - sum(earlier codes)`` (earlier codes
+held constant) towards its code, so the encoder gets the gradient of every stage, not only
+the first (a known slip in EnCodec's implementation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RVQConfig:
+    stages: int = 24
+    codebook_size: int = 1024
+    dim: int = 64
+    decay: float = 0.99
+    dead_threshold: float = 2.0
+    kmeans_iters: int = 10
+    epsilon: float = 1e-5
+
+    @property
+    def bits_per_code(self) -> float:
+        return float(np.log2(self.codebook_size))
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict) -> RVQConfig:
+        return RVQConfig(**d)
+
+
+def init_state(cfg: RVQConfig, key: jax.Array) -> dict[str, jax.Array]:
+    codebooks = jax.random.normal(key, (cfg.stages, cfg.codebook_size, cfg.dim)) * 0.1
+    return {"codebooks": codebooks, "cluster_size": jnp.ones((cfg.stages, cfg.codebook_size)),
+            "embed_sum": jnp.array(codebooks, copy=True), "initialized": jnp.array(False)}
+
+
+def nearest(x: jax.Array, codebook: jax.Array) -> jax.Array:
+    """Index of the nearest code for each row of x [M, D]."""
+    d = jnp.sum(x * x, axis=1, keepdims=True) - 2 * x @ codebook.T + jnp.sum(codebook * codebook, axis=1)[None]
+    return jnp.argmin(d, axis=1)
+
+
+def _kmeans(x: jax.Array, k: int, iters: int, key: jax.Array) -> jax.Array:
+    """Lloyd's k-means on rows of x [M, D] (M may be < k: samples with replacement)."""
+    idx = jax.random.choice(key, x.shape[0], (k,), replace=x.shape[0] < k)
+    centers = x[idx] + 1e-3 * jax.random.normal(key, (k, x.shape[1]))
+
+    def step(c, _):
+        a = jax.nn.one_hot(nearest(x, c), k, dtype=x.dtype)
+        counts = a.sum(0)
+        means = (a.T @ x) / jnp.maximum(counts, 1.0)[:, None]
+        return jnp.where(counts[:, None] > 0, means, c), None
+
+    return jax.lax.scan(step, centers, None, length=iters)[0]
+
+
+def quantize(cfg: RVQConfig, state: dict[str, jax.Array], x: jax.Array, n_active: jax.Array,
+             key: jax.Array | None = None, train: bool = False):
+    """Quantize x [B, T, D] with the first n_active[b] stages for element b.
+
+    Returns (straight-through quantized x, codes [B, T, stages] (-1 where inactive),
+    commitment loss, new state, per-stage perplexity [stages]).
+    """
+    b, t, d = x.shape
+    flat = x.reshape(b * t, d)
+    active = (jnp.arange(cfg.stages)[None, :] < n_active[:, None])  # [B, stages]
+    active_rows = jnp.repeat(active, t, axis=0)  # [B*T, stages]
+    keys = jax.random.split(key if key is not None else jax.random.key(0), 3 * cfg.stages).reshape(cfg.stages, 3)
+    codebooks = state["codebooks"]
+    if train:  # k-means on the very first batch, stage by stage
+        def init(cbs):
+            res = flat
+            out = []
+            for q in range(cfg.stages):
+                c = _kmeans(res, cfg.codebook_size, cfg.kmeans_iters, keys[q, 0])
+                out.append(c)
+                res = res - c[nearest(res, c)]
+            return jnp.stack(out)
+
+        codebooks = jax.lax.cond(state["initialized"], lambda c: c, init, codebooks)
+    residual = flat
+    quantized = jnp.zeros_like(flat)
+    commit = 0.0
+    codes, cluster_sizes, embed_sums, perplexity, inputs = [], [], [], [], []
+    for q in range(cfg.stages):
+        c = codebooks[q]
+        stage_input = jax.lax.stop_gradient(residual)
+        idx = nearest(stage_input, c)
+        chosen = c[idx]
+        mask = active_rows[:, q:q + 1].astype(x.dtype)
+        commit = commit + jnp.sum(mask * jnp.square(residual - jax.lax.stop_gradient(chosen))) / \
+            jnp.maximum(mask.sum() * d, 1.0)
+        quantized = quantized + mask * chosen
+        residual = residual - mask * jax.lax.stop_gradient(chosen)
+        codes.append(jnp.where(active_rows[:, q], idx, -1))
+        onehot = jax.nn.one_hot(idx, cfg.codebook_size, dtype=x.dtype) * mask
+        counts = onehot.sum(0)
+        p = counts / jnp.maximum(counts.sum(), 1.0)
+        perplexity.append(jnp.exp(-jnp.sum(p * jnp.log(jnp.maximum(p, 1e-10)))))
+        if train:
+            cluster_sizes.append(counts)
+            embed_sums.append(onehot.T @ stage_input)
+            inputs.append(stage_input)
+    out = x + jax.lax.stop_gradient(quantized.reshape(b, t, d) - x)
+    codes = jnp.stack(codes, axis=-1).reshape(b, t, cfg.stages)
+    new_state = state
+    if train:
+        new_state = _ema_update(cfg, state, codebooks, jnp.stack(cluster_sizes), jnp.stack(embed_sums),
+                                jnp.stack(inputs), active_rows, keys[:, 1])
+    return out, codes, commit / cfg.stages, new_state, jnp.stack(perplexity)
+
+
+def _ema_update(cfg, state, codebooks, counts, sums, inputs, active_rows, keys):
+    """EMA of usage and sums; inputs [stages, M, D] are what each stage quantized."""
+    fresh = ~state["initialized"]
+    size = jnp.where(fresh, counts, cfg.decay * state["cluster_size"] + (1 - cfg.decay) * counts)
+    embed = jnp.where(fresh, sums, cfg.decay * state["embed_sum"] + (1 - cfg.decay) * sums)
+    total = size.sum(axis=1, keepdims=True)
+    smoothed = (size + cfg.epsilon) / (total + cfg.codebook_size * cfg.epsilon) * total
+    new_books = jnp.where(fresh[..., None, None] & (counts[..., None] == 0), codebooks,
+                          embed / smoothed[..., None])
+    # Dead-code restart: replace rarely used codes with vectors this stage saw in this batch
+    # (rows of elements whose dropout left the stage inactive have weight 0 in the pick).
+    dead = size < cfg.dead_threshold
+    weights = active_rows.T.astype(jnp.float32)  # [stages, M]
+
+    def pick(k, w):
+        return jax.random.choice(k, w.shape[0], (cfg.codebook_size,), p=w / jnp.maximum(w.sum(), 1.0))
+
+    picks = jax.vmap(pick)(keys, weights)
+    samples = jnp.take_along_axis(inputs, picks[..., None], axis=1)  # [stages, K, D]
+    new_books = jnp.where(dead[..., None], samples, new_books)
+    size = jnp.where(dead, cfg.dead_threshold, size)
+    embed = jnp.where(dead[..., None], samples * cfg.dead_threshold, embed)
+    return {"codebooks": new_books, "cluster_size": size, "embed_sum": embed, "initialized": jnp.array(True)}
+
+
+def encode_codes(cfg: RVQConfig, codebooks: jax.Array, x: jax.Array, n_q: int) -> jax.Array:
+    """Inference: codes [B, T, n_q] of x [B, T, D] with the first n_q stages."""
+    b, t, d = x.shape
+    res = x.reshape(b * t, d)
+    out = []
+    for q in range(n_q):
+        idx = nearest(res, codebooks[q])
+        res = res - codebooks[q][idx]
+        out.append(idx)
+    return jnp.stack(out, -1).reshape(b, t, n_q)
+
+
+def decode_codes(codebooks: jax.Array, codes: jax.Array) -> jax.Array:
+    """Sum of the chosen codes: [B, T, n_q] -> [B, T, D]."""
+    n_q = codes.shape[-1]
+    return sum(codebooks[q][codes[..., q]] for q in range(n_q))

@@ -11,11 +11,11 @@ on every machine. Two levels, chosen per file by which codes cheaper:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaxcodec.entropy.tables import CodingTables, tables_from_pmf
+from jaxcodec.entropy.tables import CodingTables, quantize_pmf, tables_from_pmf
 
 
 @dataclass
@@ -24,6 +24,7 @@ class CodePrior:
     pair_keys: np.ndarray  # int64, sorted: (q * K + previous code) * K + code, for q >= 1
     pair_counts: np.ndarray  # int64, counts of those pairs
     backoff: int = 8  # pseudo-counts of the unigram mixed into each context row
+    _rows: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)  # (stage, context) -> freqs
 
     @property
     def stages(self) -> int:
@@ -64,12 +65,21 @@ class CodePrior:
         return tables_from_pmf(self._unigram_weights(stages).astype(np.float64))
 
     def depth_tables(self, q: int, contexts: np.ndarray) -> CodingTables:
-        """One table per context (the previous stage's code) for stage q >= 1."""
-        u = self._unigram_weights(q + 1)[q].astype(np.float64)
-        rows = self.pair_rows(q, contexts).astype(np.float64)
-        # back-off: the unigram with `backoff` pseudo-counts in total, integers scaled exactly
-        mix = rows * u.sum() + self.backoff * u[None, :]
-        return tables_from_pmf(mix)
+        """One table per context (the previous stage's code) for stage q >= 1.
+
+        Each (stage, context) row is a fixed function of the counts, so quantized rows are
+        cached: a long file or a second file pays only for contexts not seen before.
+        """
+        contexts = np.asarray(contexts, np.int64)
+        missing = [int(a) for a in contexts if (q, int(a)) not in self._rows]
+        if missing:
+            u = self._unigram_weights(q + 1)[q].astype(np.float64)
+            rows = self.pair_rows(q, np.asarray(missing)).astype(np.float64)
+            # back-off: the unigram with `backoff` pseudo-counts in total (exact in float64)
+            freqs = quantize_pmf(rows * u.sum() + self.backoff * u[None, :])
+            self._rows.update({(q, a): f for a, f in zip(missing, freqs)})
+        freqs = np.stack([self._rows[(q, int(a))] for a in contexts])
+        return CodingTables(freqs, 0, self.codebook_size, escape=False)
 
     # -- rates ----------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ _kernel_cache: weakref.WeakKeyDictionary[CodingTables, rans.KernelTables] = weak
 def _kernel_tables(tables: CodingTables) -> rans.KernelTables:
     kt = _kernel_cache.get(tables)
     if kt is None:
-        kt = _kernel_cache[tables] = rans.KernelTables.build(tables)
+        kt = _kernel_cache[tables] = rans.KernelTables(tables)
     return kt
 
 

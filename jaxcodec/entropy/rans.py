@@ -27,7 +27,6 @@ global JAX configuration is left alone.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -87,35 +86,48 @@ def _aligned_copy(a: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True, eq=False)
 class KernelTables:
-    """CodingTables laid out for the kernels (host arrays, aligned for zero-copy)."""
+    """CodingTables laid out for the kernels (host arrays, aligned for zero-copy).
 
-    packed: np.ndarray  # uint32 [K*W]: freq << 16 | cdf
-    bounds: np.ndarray  # int64 [K]: span << 32 | lo, the values lo..lo+span code directly;
-    #                     symbol span + 1 is the escape (or, without one, out of the table)
-    lut: np.ndarray | None  # uint64 [K*2**16]: slot -> idx << 32 | freq << 16 | cdf
-    cdf: np.ndarray | None  # uint32 [K*W] for binary-search decoding when no lut
-    width: int
+    ``packed`` and ``bounds`` serve both directions; the decoder's symbol lookup (a
+    2**16-entry table per coding table, or the cdf rows for binary search) is built on
+    first use, so encoding never pays for it.
+    """
 
-    @staticmethod
-    def build(tables: CodingTables) -> KernelTables:
+    def __init__(self, tables: CodingTables):
         freqs, cdf = tables.freqs, tables.cdf
         if np.any(freqs >= MAX_ALPHABET):
             raise ValueError("a symbol with probability 1 cannot be coded; add an escape symbol")
-        k, width = freqs.shape
+        self.count, self.width = freqs.shape
+        self._freqs = freqs
         packed = (freqs.astype(np.uint32) << 16) | np.where(freqs > 0, cdf, 0).astype(np.uint32)
         lo, hi = tables.coded_range
-        bounds = ((hi - lo) << 32) | (lo & 0xFFFFFFFF)
-        lut = cdf_rows = None
-        if k * MAX_ALPHABET * 8 <= LUT_BUDGET_BYTES:
-            sym = np.repeat(np.tile(np.arange(width, dtype=np.int64), k), freqs.reshape(-1))
-            row = np.repeat(np.arange(k), MAX_ALPHABET)
-            lut = (sym.astype(np.uint64) << np.uint64(32)) | packed[row, sym].astype(np.uint64)
-            lut = _aligned_copy(lut)
-        else:
-            cdf_rows = _aligned_copy(np.where(freqs > 0, cdf, MAX_ALPHABET).astype(np.uint32).reshape(-1))
-        return KernelTables(_aligned_copy(packed.reshape(-1)), bounds.astype(np.int64), lut, cdf_rows, width)
+        self._packed2d = packed
+        self.packed = _aligned_copy(packed.reshape(-1))  # uint32 [K*W]: freq << 16 | cdf
+        # span << 32 | lo: values lo..lo+span code directly; symbol span + 1 is the escape
+        # (or, for tables without one, lies outside the table)
+        self.bounds = (((hi - lo) << 32) | (lo & 0xFFFFFFFF)).astype(np.int64)
+        self._cdf = cdf
+
+    @property
+    def uses_lut(self) -> bool:
+        return self.count * MAX_ALPHABET * 8 <= LUT_BUDGET_BYTES
+
+    @functools.cached_property
+    def lut(self) -> np.ndarray | None:
+        """uint64 [K * 2**16]: slot -> symbol << 32 | freq << 16 | cdf."""
+        if not self.uses_lut:
+            return None
+        sym = np.repeat(np.tile(np.arange(self.width, dtype=np.int64), self.count), self._freqs.reshape(-1))
+        row = np.repeat(np.arange(self.count), MAX_ALPHABET)
+        return _aligned_copy((sym.astype(np.uint64) << np.uint64(32)) | self._packed2d[row, sym].astype(np.uint64))
+
+    @functools.cached_property
+    def cdf(self) -> np.ndarray | None:
+        """uint32 [K * W] cdf rows (padding = 2**16) for binary-search decoding."""
+        if self.uses_lut:
+            return None
+        return _aligned_copy(np.where(self._freqs > 0, self._cdf, MAX_ALPHABET).astype(np.uint32).reshape(-1))
 
 
 # ---------------------------------------------------------------------------------------

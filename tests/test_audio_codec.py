@@ -154,3 +154,13 @@ def test_shipped_speech_model_works_out_of_the_box(bunny_folder, tmp_path):
     assert len(enc.container.section("codes")) * 8 < 6000 * x.shape[0] / sr  # the prior beats nominal
     out, sr2 = audio_rvq.decode(model, enc.container)
     assert out.shape == x.shape and sr2 == sr
+
+
+def test_adversarial_training_runs_through_the_shared_trainer(bunny_folder, tmp_path):
+    data = AudioFolder.load(bunny_folder, 16000, valid_percent=0.0)
+    logs = []
+    opts = audio_rvq.TrainOptions(steps=4, batch_size=2, crop_seconds=0.32, eval_every=2, checkpoint_every=0,
+                                  adversarial=True)
+    model = audio_rvq.train(data, TINY, opts, tmp_path, "tiny-gan", on_log=logs.append)
+    assert model.info["adversarial"] is True
+    assert all(k in logs[-1] and np.isfinite(logs[-1][k]) for k in ("gen", "feat", "disc", "loss"))

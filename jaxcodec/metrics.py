@@ -47,20 +47,24 @@ def _ssim_terms(x: jax.Array, y: jax.Array, window: jax.Array) -> tuple[jax.Arra
     sxy = _filter(x * y, window) - mx * my
     cs = (2 * sxy + c2) / (sxx + syy + c2)
     ssim = (2 * mx * my + c1) / (mx * mx + my * my + c1) * cs
-    return jnp.mean(ssim, axis=(1, 2, 3)), jnp.mean(cs, axis=(1, 2, 3))
+    return jnp.mean(ssim, axis=(1, 2)), jnp.mean(cs, axis=(1, 2))  # per image and channel
 
 
 @functools.partial(jax.jit, static_argnames=("scales",))
 def ms_ssim(a: jax.Array, b: jax.Array, scales: int = 5) -> jax.Array:
     """Multi-scale SSIM (Wang et al. 2003) per image of [N, H, W, C] in [0, 1].
 
-    Standard 11-tap Gaussian window (sigma 1.5) and weights. Frames too small for five
+    Standard 11-tap Gaussian window (sigma 1.5) and weights; each colour channel is scored
+    on its own and the channels averaged, as pytorch_msssim (the NeRV papers' metric)
+    does. Frames too small for five
     scales at that window (short side < 176) use a window shrunk to fit at the coarse
     scales, as tf.image.ssim_multiscale effectively does; results then differ slightly
     from implementations that refuse such frames.
     """
     x = jnp.asarray(a, jnp.float32)
     y = jnp.asarray(b, jnp.float32)
+    # Tiny frames keep as many scales as halving leaves at least one pixel for.
+    scales = max(1, min(scales, int(np.log2(max(min(x.shape[1], x.shape[2]), 1))) + 1))
     weights = jnp.asarray(MS_SSIM_WEIGHTS[:scales])
     weights = weights / weights.sum()
     values = []
@@ -72,7 +76,7 @@ def ms_ssim(a: jax.Array, b: jax.Array, scales: int = 5) -> jax.Array:
             h, w = x.shape[1] // 2 * 2, x.shape[2] // 2 * 2
             x = x[:, :h, :w].reshape(x.shape[0], h // 2, 2, w // 2, 2, -1).mean(axis=(2, 4))
             y = y[:, :h, :w].reshape(y.shape[0], h // 2, 2, w // 2, 2, -1).mean(axis=(2, 4))
-    return jnp.prod(jnp.stack(values, axis=-1) ** weights, axis=-1)
+    return jnp.mean(jnp.prod(jnp.stack(values, axis=-1) ** weights, axis=-1), axis=-1)
 
 
 def frame_metrics(reference: np.ndarray, decoded: np.ndarray, batch: int = 16) -> dict[str, float]:
@@ -93,14 +97,29 @@ def frame_metrics(reference: np.ndarray, decoded: np.ndarray, batch: int = 16) -
 # Bjontegaard delta metrics
 
 
-def _bd_integrals(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray) -> float:
-    """Mean difference (curve 2 minus curve 1) of cubic fits y(x) over the overlap of x."""
-    p1, p2 = np.polyfit(x1, y1, 3), np.polyfit(x2, y2, 3)
+def _bd_integrals(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, method: str) -> float:
+    """Mean difference (curve 2 minus curve 1) of y(x) over the overlap of the x ranges.
+
+    'pchip': piecewise cubic Hermite interpolation through the points, the JCT-VC common
+    test conditions' practice (monotone, no overshoot); 'cubic': VCEG-M33's least-squares
+    cubic polynomial, which can swing wildly between points.
+    """
     lo, hi = max(x1.min(), x2.min()), min(x1.max(), x2.max())
     if hi <= lo:
         raise ValueError("the two RD curves do not overlap")
-    i1, i2 = np.polyint(p1), np.polyint(p2)
-    return float(((np.polyval(i2, hi) - np.polyval(i2, lo)) - (np.polyval(i1, hi) - np.polyval(i1, lo))) / (hi - lo))
+    if method == "pchip":
+        from scipy.interpolate import PchipInterpolator
+
+        def area(x, y):
+            order = np.argsort(x)
+            return PchipInterpolator(x[order], y[order]).integrate(lo, hi)
+
+        return float((area(x2, y2) - area(x1, y1)) / (hi - lo))
+    if method == "cubic":
+        i1, i2 = np.polyint(np.polyfit(x1, y1, 3)), np.polyint(np.polyfit(x2, y2, 3))
+        return float(((np.polyval(i2, hi) - np.polyval(i2, lo)) - (np.polyval(i1, hi) - np.polyval(i1, lo)))
+                     / (hi - lo))
+    raise ValueError(f"unknown BD interpolation {method!r}: choose pchip or cubic")
 
 
 def _check_curve(rate: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,26 +128,28 @@ def _check_curve(rate: np.ndarray, quality: np.ndarray) -> tuple[np.ndarray, np.
         raise ValueError("BD metrics need 4 or more (rate, quality) points per curve")
     if np.any(rate <= 0):
         raise ValueError("rates must be positive")
+    if len(np.unique(rate)) != rate.size or len(np.unique(quality)) != quality.size:
+        raise ValueError("BD metrics need distinct rates and distinct qualities on each curve")
     return rate, quality
 
 
-def bd_rate(rate_ref, quality_ref, rate_test, quality_test) -> float:
+def bd_rate(rate_ref, quality_ref, rate_test, quality_test, method: str = "pchip") -> float:
     """Average rate difference (%) of the test curve against the reference at equal quality.
 
-    Negative means the test codec needs fewer bits. Cubic fits of log-rate against
-    quality, integrated over the quality range both curves cover (Bjontegaard, VCEG-M33).
+    Negative means the test codec needs fewer bits. Log-rate interpolated against quality
+    (PCHIP by default, see `_bd_integrals`) over the quality range both curves cover.
     """
     r1, q1 = _check_curve(rate_ref, quality_ref)
     r2, q2 = _check_curve(rate_test, quality_test)
-    diff = _bd_integrals(q1, np.log(r1), q2, np.log(r2))
+    diff = _bd_integrals(q1, np.log(r1), q2, np.log(r2), method)
     return float((np.exp(diff) - 1) * 100)
 
 
-def bd_quality(rate_ref, quality_ref, rate_test, quality_test) -> float:
+def bd_quality(rate_ref, quality_ref, rate_test, quality_test, method: str = "pchip") -> float:
     """Average quality difference (e.g. dB of PSNR) of the test curve at equal rate."""
     r1, q1 = _check_curve(rate_ref, quality_ref)
     r2, q2 = _check_curve(rate_test, quality_test)
-    return _bd_integrals(np.log(r1), q1, np.log(r2), q2)
+    return _bd_integrals(np.log(r1), q1, np.log(r2), q2, method)
 
 
 # ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxcodec.audio.spectral import log_mel, stft_magnitude
+from jaxcodec.audio.spectral import log_mel, stft, stft_magnitude
 
 STFT_SIZES = ((512, 128), (1024, 256), (2048, 512))
 
@@ -40,11 +40,7 @@ class STFTDiscriminator(nnx.Module):
         self.out = nnx.Conv(filters, 1, (3, 3), padding="SAME", rngs=rngs)
 
     def __call__(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
-        pad = self.n_fft // 2
-        xp = jnp.pad(x, ((0, 0), (pad, pad)), mode="reflect")
-        frames = (xp.shape[1] - self.n_fft) // self.hop + 1
-        idx = jnp.arange(frames)[:, None] * self.hop + jnp.arange(self.n_fft)[None, :]
-        spec = jnp.fft.rfft(xp[:, idx] * jnp.hanning(self.n_fft), axis=-1)
+        spec = stft(x, self.n_fft, self.hop)
         h = jnp.stack([jnp.real(spec), jnp.imag(spec)], axis=-1)  # [B, frames, bins, 2]
         feats = []
         for conv in self.convs:

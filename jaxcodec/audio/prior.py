@@ -81,21 +81,6 @@ class CodePrior:
         freqs = np.stack([self._rows[(q, int(a))] for a in contexts])
         return CodingTables(freqs, 0, self.codebook_size, escape=False)
 
-    # -- rates ----------------------------------------------------------------------------
-
-    def unigram_bits(self, codes: np.ndarray) -> float:
-        """Information content of codes [T, stages] under the unigram tables."""
-        t = self.unigram_tables(codes.shape[1])
-        rows = np.broadcast_to(np.arange(codes.shape[1]), codes.shape)
-        return t.information_bits(codes.reshape(-1), rows.reshape(-1))
-
-    def depth_bits(self, codes: np.ndarray) -> float:
-        bits = self.unigram_tables(1).information_bits(codes[:, 0], np.zeros(len(codes), np.int64))
-        for q in range(1, codes.shape[1]):
-            ctx, inverse = np.unique(codes[:, q - 1], return_inverse=True)
-            bits += self.depth_tables(q, ctx).information_bits(codes[:, q], inverse)
-        return float(bits)
-
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"prior_unigram": self.unigram, "prior_pair_keys": self.pair_keys, "prior_pair_counts": self.pair_counts}
 

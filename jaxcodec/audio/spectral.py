@@ -29,14 +29,20 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     return (fb * (2.0 / (hi - lo))[None]).astype(np.float32)
 
 
-def stft_magnitude(x: jax.Array, n_fft: int, hop: int) -> jax.Array:
-    """|STFT| of [B, N] signals with a Hann window (reflect-padded, centred frames)."""
+def stft(x: jax.Array, n_fft: int, hop: int) -> jax.Array:
+    """Complex STFT [B, frames, n_fft // 2 + 1] of [B, N] signals: periodic Hann window,
+    reflect-padded centred frames. The one framing every loss, metric and discriminator uses."""
     pad = n_fft // 2
     xp = jnp.pad(x, ((0, 0), (pad, pad)), mode="reflect")
     frames = (xp.shape[1] - n_fft) // hop + 1
     idx = jnp.arange(frames)[:, None] * hop + jnp.arange(n_fft)[None, :]
     window = jnp.asarray(np.hanning(n_fft + 1)[:-1], jnp.float32)
-    spec = jnp.fft.rfft(xp[:, idx] * window, axis=-1)
+    return jnp.fft.rfft(xp[:, idx] * window, axis=-1)
+
+
+def stft_magnitude(x: jax.Array, n_fft: int, hop: int) -> jax.Array:
+    """|STFT| of [B, N] signals (see `stft`), kept away from 0 for logs and gradients."""
+    spec = stft(x, n_fft, hop)
     return jnp.sqrt(jnp.real(spec) ** 2 + jnp.imag(spec) ** 2 + 1e-9)
 
 

@@ -10,8 +10,10 @@ prior. The file names its model: decoding with another model is an error, not no
 
 from __future__ import annotations
 
+import argparse
 import functools
 import hashlib
+import math
 import io
 import json
 import logging
@@ -30,9 +32,10 @@ from jaxcodec import container
 from jaxcodec.audio import losses, rvq
 from jaxcodec.audio.prior import CodePrior
 from jaxcodec.audio.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
-from jaxcodec.codecs import CodecEntry, register
-from jaxcodec.container import Container
+from jaxcodec.codecs import CodecEntry, Command, Progress, decode_boundary, options_from_args, register
+from jaxcodec.container import Container, check_output_size, field_int, field_str
 from jaxcodec.data.audio import AudioFolder, read_audio, resample, write_audio
+from jaxcodec.data.media import cli_type
 from jaxcodec.entropy import coder
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.train import TrainConfig, Trainer
@@ -61,11 +64,14 @@ class AudioModelConfig:
     def kbps(self, stages: int) -> float:
         return stages * self.rvq.bits_per_code * self.seanet.frame_rate / 1000
 
-    def stages_for(self, kbps: float) -> int:
-        stages = int(round(kbps * 1000 / (self.rvq.bits_per_code * self.seanet.frame_rate)))
-        if not 1 <= stages <= self.rvq.stages:
-            lo, hi = self.kbps(1), self.kbps(self.rvq.stages)
-            raise InputError(f"--kbps {kbps} is outside what this model codes ({lo:g} to {hi:g} kbps)")
+    def stages_for(self, kbps: float, channels: int = 1) -> int:
+        """Codebooks per channel that give the file `kbps` in all (nominal, before the prior)."""
+        per_channel = kbps / max(channels, 1)
+        stages = int(round(per_channel * 1000 / (self.rvq.bits_per_code * self.seanet.frame_rate)))
+        if not (math.isfinite(kbps) and 1 <= stages <= self.rvq.stages):
+            lo, hi = channels * self.kbps(1), channels * self.kbps(self.rvq.stages)
+            raise InputError(f"--kbps {kbps:g} is outside what this model codes for {channels} channel(s) "
+                             f"({lo:g} to {hi:g} kbps)")
         return stages
 
     def to_json(self) -> dict:
@@ -223,9 +229,16 @@ class TrainOptions:
     adversarial: bool = False  # multi-scale STFT discriminator + feature matching
     weights: tuple[tuple[str, float], ...] = (("l1", 0.1), ("stft", 1.0), ("mel", 1.0), ("commit", 0.25),
                                               ("gen", 1.0), ("feat", 2.0), ("disc", 1.0))
-    eval_every: int = 1000
+    eval_every: int = 1000  # steps between held-out evaluations (0: at the end only)
+    eval_files: int = 8  # held-out files evaluated (each coded to a real file and decoded)
+    eval_kbps: float = 6.0
     checkpoint_every: int = 1000
+    grad_clip: float = 0.0
     resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or not self.crop_seconds > 0 or not self.lr > 0:
+            raise InputError("--steps and --batch-size must be at least 1, --crop and --lr positive")
 
 
 def _make_loss(cfg: AudioModelConfig, graphs, opts: TrainOptions):
@@ -270,9 +283,12 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
     state = rvq.init_state(cfg.rvq, jax.random.key(opts.seed))
     t0 = time.perf_counter()
     trainer = Trainer(_make_loss(cfg, (enc_g, dec_g, disc_g), opts), params,
-                      TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02, steps_per_epoch=min(opts.eval_every, 100),
-                                  checkpoint_every=opts.checkpoint_every, seed=opts.seed),
+                      TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02,
+                                  steps_per_epoch=min(opts.eval_every or 100, 100),
+                                  checkpoint_every=opts.checkpoint_every, eval_every=opts.eval_every,
+                                  grad_clip=opts.grad_clip, seed=opts.seed),
                       data.sampler(opts.batch_size, crop, opts.seed), state=state, workdir=workdir,
+                      eval_fn=_held_out_eval(cfg, data, opts) if data.valid else None,
                       on_step=on_step, on_log=on_log)
     try:
         params = trainer.run(resume=opts.resume)
@@ -280,15 +296,45 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
     finally:
         trainer.close()
     seconds = time.perf_counter() - t0
-    leaves = lambda s: [np.asarray(x, np.float32) for x in jax.tree_util.tree_leaves(s)]  # noqa: E731
-    model = AudioModel(cfg, leaves(params["encoder"]), leaves(params["decoder"]),
-                       np.asarray(state["codebooks"], np.float32), CodePrior.fit(np.zeros((0, 1), np.int64), 1),
-                       name, {"steps": opts.steps, "train_seconds": round(seconds, 1), "batch_size": opts.batch_size,
-                              "crop_seconds": opts.crop_seconds, "adversarial": opts.adversarial,
-                              "devices": jax.devices()[0].device_kind})
+    info = {"steps": opts.steps, "train_seconds": round(seconds, 1), "batch_size": opts.batch_size,
+            "crop_seconds": opts.crop_seconds, "adversarial": opts.adversarial,
+            "devices": jax.devices()[0].device_kind}
+    model = _model_of(cfg, params, state, None, name, info)
     model.prior = fit_prior(model, data.train)
     model.save(workdir)
     return model
+
+
+def _model_of(cfg: AudioModelConfig, params: Any, state: Any, prior: CodePrior | None = None,
+              name: str = "model", info: dict | None = None) -> AudioModel:
+    leaves = lambda s: [np.asarray(x, np.float32) for x in jax.tree_util.tree_leaves(s)]  # noqa: E731
+    if prior is None:  # a flat prior: training has not counted codes yet
+        prior = CodePrior.fit(np.zeros((0, cfg.rvq.stages), np.int64), cfg.rvq.codebook_size)
+    return AudioModel(cfg, leaves(params["encoder"]), leaves(params["decoder"]), np.asarray(state["codebooks"],
+                                                                                           np.float32),
+                      prior, name, info or {})
+
+
+def _held_out_eval(cfg: AudioModelConfig, data: AudioFolder, opts: TrainOptions) -> Callable:
+    """Code the first held-out files to real .jxc bytes at `eval_kbps`, read them back,
+    decode, and measure what a user would (SI-SDR, log-mel distance, kbps of the files)."""
+    clips = [x[:4 * cfg.seanet.sample_rate] for x in data.valid[:opts.eval_files]]
+    kbps = min(max(opts.eval_kbps, cfg.kbps(1)), cfg.kbps(cfg.rvq.stages))
+
+    def evaluate_held_out(params: Any, state: Any) -> dict[str, float]:
+        model = _model_of(cfg, params, state)
+        rows, bits, seconds = [], 0, 0.0
+        for x in clips:
+            enc = encode(model, x[:, None], cfg.seanet.sample_rate, kbps)
+            raw = container.pack(enc.container)
+            out, sr = decode(model, container.unpack(raw, {CODEC_ID}))
+            rows.append(audio_metrics(x[:, None], out, sr))
+            bits, seconds = bits + 8 * len(raw), seconds + enc.duration_s
+        return {"held_out_si_sdr": float(np.mean([r["si_sdr"] for r in rows])),
+                "held_out_mel": float(np.mean([r["mel_distance"] for r in rows])),
+                "held_out_kbps": bits / seconds / 1000}
+
+    return evaluate_held_out
 
 
 def fit_prior(model: AudioModel, clips: list[np.ndarray]) -> CodePrior:
@@ -343,7 +389,7 @@ def _decode_streams(model: AudioModel, data: bytes, shape: tuple[int, int, int],
 class EncodedAudio:
     container: Container
     codes: np.ndarray  # [channels, frames, stages], what the file holds
-    nominal_kbps: float
+    nominal_kbps: float  # of the whole file, all channels
     duration_s: float
 
 
@@ -351,7 +397,7 @@ def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float
     """Samples [N, C] at any rate -> a .jxc container (both priors tried, the smaller kept)."""
     if samples.ndim != 2 or samples.shape[0] == 0:
         raise InputError("audio must be [samples, channels] with at least one sample")
-    stages = model.config.stages_for(kbps)
+    stages = model.config.stages_for(kbps, samples.shape[1])
     codes = np.stack([model.encode_codes(resample(samples[:, ch], sample_rate, model.sample_rate), stages)
                       for ch in range(samples.shape[1])])
     streams = {kind: _code_streams(model, codes, kind) for kind in ("unigram", "depth")}
@@ -360,24 +406,30 @@ def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float
     header = {"model": model.model_id, "sample_rate": sample_rate, "channels": int(samples.shape[1]),
               "length": int(samples.shape[0]), "stages": stages, "frames": int(codes.shape[1]), "prior": kind}
     duration = samples.shape[0] / sample_rate
-    return EncodedAudio(Container(CODEC_ID, header, {"codes": streams[kind]}), codes, model.config.kbps(stages), duration)
+    nominal = model.config.kbps(stages) * samples.shape[1]
+    return EncodedAudio(Container(CODEC_ID, header, {"codes": streams[kind]}), codes, nominal, duration)
+
+
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 64
 
 
 def _header(c: Container) -> dict:
+    """Header fields, each checked, and the output bounded by what the codes can hold."""
     if c.codec != CODEC_ID:
         raise BitstreamError(f"this is a '{c.codec}' file, not {CODEC_ID} audio")
-    h = c.header
-    try:
-        out = {"id": str(h["model"]), "sr": int(h["sample_rate"]), "channels": int(h["channels"]),
-               "length": int(h["length"]), "stages": int(h["stages"]), "frames": int(h["frames"]),
-               "prior": str(h["prior"])}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BitstreamError(f"audio-rvq header is invalid: {exc}") from None
-    if out["prior"] not in ("unigram", "depth") or min(out["sr"], out["channels"], out["stages"], out["length"]) < 1:
-        raise BitstreamError("audio-rvq header is invalid")
+    h, w = c.header, CODEC_ID
+    out = {"id": field_str(h, "model", w, max_len=64), "sr": field_int(h, "sample_rate", 1, MAX_SAMPLE_RATE, w),
+           "channels": field_int(h, "channels", 1, MAX_CHANNELS, w), "length": field_int(h, "length", 1, 1 << 40, w),
+           "stages": field_int(h, "stages", 1, 1024, w), "frames": field_int(h, "frames", 1, 1 << 32, w),
+           "prior": field_str(h, "prior", w, ("unigram", "depth"))}
+    coded = len(c.section("codes"))
+    check_output_size(8.0 * out["channels"] * out["frames"] * out["stages"], coded, "codes")
+    check_output_size(4.0 * out["channels"] * out["length"], coded, "samples")
     return out
 
 
+@decode_boundary(CODEC_ID)
 def decode_codes(model: AudioModel, c: Container) -> np.ndarray:
     h = _header(c)
     if h["id"] != model.model_id:
@@ -388,9 +440,15 @@ def decode_codes(model: AudioModel, c: Container) -> np.ndarray:
     return _decode_streams(model, c.section("codes"), (h["channels"], h["frames"], h["stages"]), h["prior"])
 
 
+@decode_boundary(CODEC_ID)
 def decode(model: AudioModel, c: Container) -> tuple[np.ndarray, int]:
     """Samples [N, C] at the original rate and length, from the file and its model."""
     h = _header(c)
+    hop = model.config.seanet.hop
+    most = math.ceil((h["frames"] * hop + 1) * h["sr"] / model.sample_rate)
+    if not most - h["sr"] <= h["length"] <= most:  # encode() writes ceil(length / hop) frames
+        raise BitstreamError(f"{CODEC_ID} header field 'length' ({h['length']}) disagrees with its "
+                             f"{h['frames']} code frames")
     codes = decode_codes(model, c)
     chans = []
     for ch in range(h["channels"]):
@@ -413,6 +471,7 @@ def resolve_model(model: str | Path | None) -> AudioModel:
     return AudioModel.load(default_model_path() if model is None else model)
 
 
+@decode_boundary(CODEC_ID)
 def describe(c: Container) -> dict[str, Any]:
     h = _header(c)
     seconds = h["length"] / h["sr"]
@@ -421,26 +480,102 @@ def describe(c: Container) -> dict[str, Any]:
             "actual kbps": round(8 * len(container.pack(c)) / seconds / 1000, 3)}
 
 
-def _decode_to(c: Container, output: Path, model: str | None = None, **_: Any) -> str:
-    samples, sr = decode(resolve_model(model), c)
+def _decode_to(c: Container, output: Path, args: argparse.Namespace) -> str:
+    samples, sr = decode(resolve_model(getattr(args, "model", None)), c)
     write_audio(output, samples, sr)
     return f"wrote {samples.shape[0] / sr:.2f} s of audio to {output}"
 
 
-def evaluate(c: Container, source: Path, model: str | None = None) -> dict[str, Any]:
-    from jaxcodec.metrics import mel_distance, si_sdr
-
+def evaluate(c: Container, source: Path, args: argparse.Namespace | None = None) -> dict[str, Any]:
     ref, sr = read_audio(source)
     t0 = time.perf_counter()
-    out, sr2 = decode(resolve_model(model), c)
+    out, sr2 = decode(resolve_model(getattr(args, "model", None)), c)
     seconds = time.perf_counter() - t0
     if ref.shape != out.shape or sr != sr2:
         raise InputError(f"{source} is {ref.shape[1]} channel(s), {ref.shape[0]} samples at {sr} Hz; the file "
                          f"decodes to {out.shape[1]} channel(s), {out.shape[0]} samples at {sr2} Hz")
     duration = ref.shape[0] / sr
+    return {**audio_metrics(ref, out, sr), "kbps": 8 * len(container.pack(c)) / duration / 1000,
+            "decode_rtf": seconds / duration}
+
+
+def audio_metrics(ref: np.ndarray, out: np.ndarray, sr: int) -> dict[str, float]:
+    """SI-SDR and log-mel distance of [N, C] signals, averaged over channels."""
+    from jaxcodec.metrics import mel_distance, si_sdr
+
     return {"si_sdr": float(np.mean([si_sdr(ref[:, i], out[:, i]) for i in range(ref.shape[1])])),
-            "mel_distance": float(np.mean([mel_distance(ref[:, i], out[:, i], sr) for i in range(ref.shape[1])])),
-            "kbps": 8 * len(container.pack(c)) / duration / 1000, "decode_rtf": seconds / duration}
+            "mel_distance": float(np.mean([mel_distance(ref[:, i], out[:, i], sr) for i in range(ref.shape[1])]))}
 
 
-register(CodecEntry(CODEC_ID, "audio through a SEANet + residual-VQ codec", describe, _decode_to, evaluate))
+# ---------------------------------------------------------------------------------------
+# command line
+
+
+def _add_encode_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--kbps", type=cli_type(float, lo=0.1), default=6.0,
+                   help="audio: nominal bitrate of the whole file, all channels (default: 6; the shipped "
+                        "model codes 1.5 to 12 kbps per channel in steps of 0.5)")
+    _add_model_arg(g)
+
+
+def _add_model_arg(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--model", default=None, help="audio: model folder or .npz the file was (or is to be) encoded "
+                                                 "with (default: the shipped 16 kHz speech model)")
+
+
+def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
+    model = resolve_model(args.model)
+    samples, sr = read_audio(args.input)
+    t0 = time.perf_counter()
+    progress.note(f"{args.input}: {samples.shape[0] / sr:.2f} s, {samples.shape[1]} channel(s) at {sr} Hz; "
+                  f"model {model.name} ({model.model_id})")
+    result = encode(model, samples, sr, args.kbps)
+    size = container.write(args.output, result.container)
+    seconds = time.perf_counter() - t0
+    actual = 8 * size / result.duration_s / 1000
+    return (f"wrote {args.output}: {size:,} bytes, {actual:.2f} kbps actual / {result.nominal_kbps:g} kbps nominal "
+            f"({100 * (1 - actual / result.nominal_kbps):.1f}% saved by the {result.container.header['prior']} "
+            f"prior), {result.duration_s:.2f} s of audio in {seconds:.2f} s")
+
+
+def _add_train_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--sample-rate", type=cli_type(int, lo=1000), default=16000, help="model rate in Hz")
+    g.add_argument("--steps", type=cli_type(int, lo=1), default=20000)
+    g.add_argument("--batch-size", type=cli_type(int, lo=1), default=8)
+    g.add_argument("--crop", dest="crop_seconds", type=cli_type(float, lo=0.02), default=1.0,
+                   help="seconds per training example")
+    g.add_argument("--lr", type=cli_type(float, lo=1e-12), default=3e-4)
+    g.add_argument("--grad-clip", type=cli_type(float, lo=0), default=0.0, help="global-norm clipping (0: off)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--channels", type=cli_type(int, lo=1), default=32, help="SEANet base channels (doubling per stage)")
+    g.add_argument("--latent-dim", type=cli_type(int, lo=1), default=64)
+    g.add_argument("--stages", type=cli_type(int, lo=1), default=24,
+                   help="RVQ codebooks (24 x 0.5 kbps = 12 kbps at 50 frames/s)")
+    g.add_argument("--codebook-size", type=cli_type(int, lo=2), default=1024)
+    g.add_argument("--causal", action="store_true", help="causal convolutions (streaming)")
+    g.add_argument("--adversarial", action="store_true", help="add the multi-scale STFT discriminator (slow on CPU)")
+    g.add_argument("--eval-every", type=cli_type(int, lo=0), default=1000,
+                   help="steps between evaluations of the held-out files, coded to real files (0: at the end)")
+    g.add_argument("--checkpoint-every", type=cli_type(int, lo=0), default=1000)
+
+
+def _train_command(args: argparse.Namespace, progress: Progress) -> str:
+    from jaxcodec.audio.seanet import SEANetConfig
+
+    data = AudioFolder.load(args.data, args.sample_rate)
+    progress.note(f"{args.data}: {len(data.train)} training files "
+                  f"({sum(map(len, data.train)) / args.sample_rate / 60:.1f} min), {len(data.valid)} held out")
+    cfg = AudioModelConfig(
+        SEANetConfig(sample_rate=args.sample_rate, channels=args.channels, latent_dim=args.latent_dim,
+                     causal=args.causal),
+        rvq.RVQConfig(stages=args.stages, codebook_size=args.codebook_size, dim=args.latent_dim),
+        tuple(s for s in (3, 6, 12, 24) if s <= args.stages) or (args.stages,))
+    opts = options_from_args(TrainOptions, args)
+    model = train(data, cfg, opts, args.output, Path(args.output).name, on_step=progress.step, on_log=progress.log)
+    return f"saved model {model.name} ({model.model_id}) to {Path(args.output) / 'model.npz'}"
+
+
+register(CodecEntry(CODEC_ID, "audio through a SEANet + residual-VQ codec", describe, _decode_to, evaluate,
+                    media="audio", encode=Command(_add_encode_args, _encode_command),
+                    train=Command(_add_train_args, _train_command), train_kind="audio",
+                    add_decode_args=_add_model_arg))

@@ -15,7 +15,10 @@ entropy-coded stream of every integer.
 
 from __future__ import annotations
 
+import argparse
 import functools
+import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,8 +31,10 @@ import numpy as np
 from flax import nnx
 
 from jaxcodec import container
-from jaxcodec.codecs import CodecEntry, register
-from jaxcodec.container import Container
+from jaxcodec.codecs import CodecEntry, Command, Progress, decode_boundary, options_from_args, register
+from jaxcodec.container import (Container, check_output_size, field_dict, field_float, field_int, field_ints,
+                                field_list)
+from jaxcodec.data.media import cli_type, parse_count, parse_size
 from jaxcodec.data.video import Preprocess, frame_count_ok, pad_to, write_video
 from jaxcodec.entropy import coder
 from jaxcodec.entropy.models import ContinuousPrior
@@ -38,6 +43,7 @@ from jaxcodec.inr import quant
 from jaxcodec.inr.layers import ConvNeXtEncoder, positional_encoding
 from jaxcodec.inr.models import INRConfig, INRDecoder, hnerv_config, nerv_config, stored_param_count
 from jaxcodec.train import TrainConfig, Trainer
+from jaxcodec.train.trainer import prepare_run_folder
 
 CODEC_ID = "video-inr"
 PRIOR = ContinuousPrior("laplace")
@@ -46,7 +52,7 @@ RENDER_BATCH = 8
 
 @dataclass(frozen=True)
 class EncodeOptions:
-    model: str = "hnerv"
+    inr: str = "hnerv"
     params: float = 0.3e6  # stored parameters: decoder (+ HNeRV embeddings)
     epochs: int = 300
     lam: float = 0.002  # loss = MSE + lam * bits per pixel
@@ -56,13 +62,25 @@ class EncodeOptions:
     workdir: str | None = None  # checkpoints and metrics.jsonl
     resume: bool = False
     checkpoint_every: int = 0
+    grad_clip: float = 0.0  # global-norm clipping (0: off)
+
+    def __post_init__(self) -> None:
+        if self.inr not in ("hnerv", "nerv"):
+            raise InputError(f"unknown network family {self.inr!r}: choose hnerv or nerv")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise InputError("--epochs and --batch-size must be at least 1")
+        if not (math.isfinite(self.params) and self.params > 0 and math.isfinite(self.lam) and self.lam >= 0
+                and math.isfinite(self.lr) and self.lr > 0 and self.grad_clip >= 0):
+            raise InputError("--params and --lr must be positive, --lambda and --grad-clip non-negative")
+        if self.resume and not self.workdir:
+            raise InputError("--resume needs the --workdir that holds the checkpoints")
 
     def model_config(self, height: int, width: int, frames: int) -> INRConfig:
-        if self.model == "hnerv":
-            return hnerv_config(height, width, frames, self.params)
-        if self.model == "nerv":
-            return nerv_config(height, width, frames, self.params)
-        raise InputError(f"unknown model {self.model!r}: choose hnerv or nerv")
+        make = hnerv_config if self.inr == "hnerv" else nerv_config
+        try:
+            return make(height, width, frames, self.params)
+        except ValueError as exc:
+            raise InputError(f"cannot size a {self.inr} model for {width}x{height}: {exc}") from None
 
 
 @dataclass
@@ -184,7 +202,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
             on_log(record)
 
     tcfg = TrainConfig(steps=opts.epochs * steps_per_epoch, lr=opts.lr, steps_per_epoch=steps_per_epoch,
-                       checkpoint_every=opts.checkpoint_every, seed=opts.seed)
+                       checkpoint_every=opts.checkpoint_every, grad_clip=opts.grad_clip, seed=opts.seed)
     trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w), params, tcfg, sampler,
                       workdir=opts.workdir, on_step=on_step, on_log=log)
     try:
@@ -252,7 +270,7 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
     t0 = time.perf_counter()
     fitted = fit(frames, opts, on_step=on_step, on_log=on_log)
     seconds = time.perf_counter() - t0
-    extra = {"model": opts.model, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
+    extra = {"model": opts.inr, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
              "lambda": opts.lam, "seed": opts.seed, "train_seconds": round(seconds, 2)}
     c, recon = build_container(fitted, frames, fps, source, extra)
     return EncodeResult(c, recon, fitted.config, seconds, fitted.history)
@@ -261,33 +279,44 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
 # ---------------------------------------------------------------------------------------
 # decode
 
+MAX_FPS = 1000.0
+STEP_RANGE = (2.0 ** -24, 64.0)  # quantization steps the encoder can store (float16, positive)
+SCALE_RANGE = (0.01, 1e5)  # Laplace scales in bins (the encoder floors them at 0.05)
+
 
 def _parse(c: Container) -> tuple[INRConfig, dict]:
-    h = c.header
-    try:
-        cfg = INRConfig.from_json(h["model"])
-        video = h["video"]
-        t, height, width = int(video["frames"]), int(video["height"]), int(video["width"])
-        if cfg.frames != t or not (0 < height <= cfg.height and 0 < width <= cfg.width):
-            raise ValueError("video geometry disagrees with the model")
-        tensors = h["tensors"]
-        shapes = [tuple(int(v) for v in x["shape"]) for x in tensors]
-        scales = [float(x["scale"]) for x in tensors]
-        escales = [float(v) for v in h["embed"]["scales"]] if cfg.kind == "hnerv" else []
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BitstreamError(f"video-inr header is invalid: {exc}") from None
-    return cfg, {"t": t, "height": height, "width": width, "shapes": shapes, "scales": scales,
-                 "escales": escales, "fps": float(video.get("fps", 25.0))}
-
-
-def decode(c: Container) -> tuple[np.ndarray, float]:
-    """Frames [T, H, W, 3] uint8 and fps, from the file alone."""
+    """Header fields, each type- and range-checked, and the output size bounded."""
     if c.codec != CODEC_ID:
         raise BitstreamError(f"this is a '{c.codec}' file, not a {CODEC_ID} video")
+    h, w = c.header, CODEC_ID
+    cfg = INRConfig.from_json(field_dict(h, "model", w))
+    video = field_dict(h, "video", w)
+    t = field_int(video, "frames", 1, cfg.frames, w)
+    height = field_int(video, "height", 1, cfg.height, w)
+    width = field_int(video, "width", 1, cfg.width, w)
+    fps = field_float(video, "fps", 1e-3, MAX_FPS, w)
+    if cfg.frames != t:
+        raise BitstreamError(f"{w} header: the video has {t} frames, the model {cfg.frames}")
+    tensors = field_list(h, "tensors", 1, 4096, w)
+    shapes = [field_ints(x, "shape", 1, 8, 1, 1 << 24, w) for x in tensors]
+    scales = [field_float(x, "scale", *SCALE_RANGE, w) for x in tensors]
+    escales = []
+    if cfg.kind == "hnerv":
+        escales = [field_float({"scales": v}, "scales", *SCALE_RANGE, w)
+                   for v in field_list(field_dict(h, "embed", w), "scales", cfg.code_dim, cfg.code_dim, w)]
+    file_bytes = sum(len(v) for v in c.sections.values())
+    check_output_size(3.0 * cfg.frames * cfg.height * cfg.width, file_bytes, "frames")
+    return cfg, {"t": t, "height": height, "width": width, "shapes": shapes, "scales": scales,
+                 "escales": escales, "fps": fps}
+
+
+@decode_boundary(CODEC_ID)
+def decode(c: Container) -> tuple[np.ndarray, float]:
+    """Frames [T, H, W, 3] uint8 and fps, from the file alone."""
     cfg, info = _parse(c)
     _, abstract, _ = _decoder_parts(cfg)
     shapes = info["shapes"]
-    if [tuple(x.shape) for x in abstract] != shapes:
+    if [tuple(x.shape) for x in abstract] != [tuple(s) for s in shapes]:
         raise BitstreamError("stored tensor shapes do not match the model config")
     nsteps = [quant.channel_axis_size(s) for s in shapes]
     ecount = 2 * cfg.code_dim if cfg.kind == "hnerv" else 0
@@ -295,17 +324,18 @@ def decode(c: Container) -> tuple[np.ndarray, float]:
     if len(raw) != 2 * (sum(nsteps) + ecount):
         raise BitstreamError("steps section has the wrong length")
     steps = np.frombuffer(raw, "<f2").astype(np.float16)
-    if not np.all(np.isfinite(steps)):
-        raise BitstreamError("steps section holds non-finite values")
-    scales = info["scales"] + info["escales"]
-    if not all(np.isfinite(s) and s > 0 for s in scales):
-        raise BitstreamError("tensor scales must be finite and positive")
-    sizes = [int(np.prod(s)) for s in shapes]
+    positive = steps[:len(steps) - cfg.code_dim] if cfg.kind == "hnerv" else steps  # embedding offsets may be < 0
+    lo, hi = STEP_RANGE
+    if not (np.all(np.isfinite(steps)) and np.all(positive >= lo) and np.all(positive <= hi)
+            and np.all(np.abs(steps) <= 1e4)):
+        raise BitstreamError(f"steps section holds values outside the range an encoder stores ({lo:g} to {hi:g})")
+    sizes = [math.prod(s) for s in shapes]
+    n_emb = cfg.frames * math.prod(cfg.embedding_shape) if cfg.kind == "hnerv" else 0
+    check_output_size(8.0 * (sum(sizes) + n_emb), len(c.section("symbols")) + len(raw), "weights")
     rows = [np.full(n, i, np.int32) for i, n in enumerate(sizes)]
     if cfg.kind == "hnerv":
-        n_emb = cfg.frames * int(np.prod(cfg.embedding_shape))
         rows.append(np.tile(np.arange(cfg.code_dim, dtype=np.int32) + len(shapes), n_emb // cfg.code_dim))
-    tables = PRIOR.tables(np.asarray(scales, np.float32).astype(np.float64))
+    tables = PRIOR.tables(np.asarray(info["scales"] + info["escales"], np.float32).astype(np.float64))
     values = coder.decode(c.section("symbols"), tables, np.concatenate(rows), dtype=np.int64)
     leaves, pos, spos = [], 0, 0
     for shape, n, k in zip(shapes, sizes, nsteps):
@@ -318,11 +348,13 @@ def decode(c: Container) -> tuple[np.ndarray, float]:
     return render(cfg, leaves, emb, info["height"], info["width"]), info["fps"]
 
 
+@decode_boundary(CODEC_ID)
 def describe(c: Container) -> dict[str, Any]:
     cfg, info = _parse(c)
     size = len(container.pack(c))
     pixels = info["t"] * info["height"] * info["width"]
-    enc = c.header.get("encoder", {})
+    enc = c.header.get("encoder")
+    enc = enc if isinstance(enc, dict) else {}
     return {"video": f"{info['t']} frames of {info['width']}x{info['height']} at {info['fps']:g} fps",
             "model": f"{cfg.kind}, {stored_param_count(cfg):,} stored parameters, fc_dim {cfg.fc_dim}, "
                      f"strides {'x'.join(map(str, cfg.strides))}",
@@ -331,18 +363,32 @@ def describe(c: Container) -> dict[str, Any]:
                        f"{enc.get('train_seconds', '?')} s" if enc else "unknown"}
 
 
-def _decode_to(c: Container, output: Path, lossless: bool = False, **_: Any) -> str:
-    frames, fps = decode(c)
-    return "wrote " + write_video(output, frames, fps, lossless=lossless)
+def fingerprint(frames: np.ndarray) -> dict[str, Any]:
+    """What identifies the coded frames: geometry and a hash of the first, middle and last."""
+    t = len(frames)
+    digest = hashlib.sha256()
+    for i in sorted({0, t // 2, t - 1}):
+        digest.update(np.ascontiguousarray(frames[i]).tobytes())
+    return {"frames": t, "height": int(frames.shape[1]), "width": int(frames.shape[2]),
+            "sha256": digest.hexdigest()[:32]}
 
 
-def evaluate(c: Container, source: Path, **_: Any) -> dict[str, Any]:
+def evaluate(c: Container, source: Path, args: argparse.Namespace | None = None) -> dict[str, Any]:
     """Decode and compare with the source video, preprocessed as recorded at encoding."""
     from jaxcodec.data.video import read_video
     from jaxcodec.metrics import frame_metrics
 
-    pre = Preprocess.from_json(c.header.get("source", {}).get("preprocess", {}))
+    src = c.header.get("source")
+    src = src if isinstance(src, dict) else {}
+    try:
+        pre = Preprocess.from_json(src.get("preprocess") or {})
+    except (TypeError, ValueError) as exc:
+        raise BitstreamError(f"{CODEC_ID} header field 'source.preprocess' is invalid: {exc}") from None
     reference, _ = read_video(source, pre)
+    recorded = src.get("fingerprint")
+    if recorded is not None and recorded != fingerprint(reference):
+        raise InputError(f"{source} is not the video this file was made from (its frames differ from the "
+                         "fingerprint recorded at encoding)")
     t0 = time.perf_counter()
     decoded, _ = decode(c)
     seconds = time.perf_counter() - t0
@@ -354,4 +400,77 @@ def evaluate(c: Container, source: Path, **_: Any) -> dict[str, Any]:
             "decode_fps": decoded.shape[0] / seconds}
 
 
-register(CodecEntry(CODEC_ID, "video as a quantized NeRV/HNeRV network", describe, _decode_to, evaluate))
+# ---------------------------------------------------------------------------------------
+# command line
+
+
+def _add_encode_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--start", type=cli_type(int, lo=0), default=0, help="video: first frame")
+    g.add_argument("--frames", type=cli_type(int, lo=1), default=None, help="video: number of frames (default: all)")
+    g.add_argument("--crop", type=cli_type(parse_size), default=None, metavar="WxH",
+                   help="video: center crop before resizing")
+    g.add_argument("--size", type=cli_type(parse_size), default=None, metavar="WxH",
+                   help="video: resize (area average when shrinking)")
+    g.add_argument("--inr", choices=["hnerv", "nerv"], default="hnerv", help="video: network family (default: hnerv)")
+    g.add_argument("--params", type=cli_type(parse_count), default=0.3e6,
+                   help="video: stored parameters (decoder + HNeRV embeddings), e.g. 0.3M; sets the rate "
+                        "(default: 0.3M)")
+    g.add_argument("--epochs", type=cli_type(int, lo=1), default=300, help="video: training epochs (default: 300, "
+                                                                         "as the HNeRV paper)")
+    g.add_argument("--lambda", dest="lam", type=cli_type(float, lo=0), default=0.002,
+                   help="video: rate weight, loss = MSE + lambda * bits per pixel; larger gives smaller files "
+                        "(default: 0.002)")
+    g.add_argument("--batch-size", type=cli_type(int, lo=1), default=2, help="video: frames per step (default: 2)")
+    g.add_argument("--lr", type=cli_type(float, lo=1e-12), default=1e-3,
+                   help="video: peak learning rate, warm-up then cosine (default: 0.001)")
+    g.add_argument("--grad-clip", type=cli_type(float, lo=0), default=0.0,
+                   help="video: clip gradients to this global norm (default: 0, off)")
+    g.add_argument("--seed", type=int, default=0, help="video: random seed (default: 0)")
+    g.add_argument("--workdir", default=None, help="video: folder for checkpoints and metrics.jsonl; with it, "
+                                                  "Ctrl-C saves a checkpoint that --resume continues from")
+    g.add_argument("--checkpoint-every", type=cli_type(int, lo=0), default=0,
+                   help="video: steps between checkpoints (default: 0, at the end only)")
+    g.add_argument("--resume", action="store_true", help="video: continue from the last checkpoint in --workdir")
+
+
+def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
+    from jaxcodec.data.video import read_video
+    from jaxcodec.metrics import frame_metrics
+
+    opts = options_from_args(EncodeOptions, args)
+    pre = options_from_args(Preprocess, args)
+    if opts.workdir:
+        prepare_run_folder(opts.workdir, opts.resume, args.overwrite)
+    src, out = Path(args.input), Path(args.output)
+    frames, fps = read_video(src, pre)
+    t, h, w = frames.shape[:3]
+    cfg = opts.model_config(h, w, t)
+    stored = stored_param_count(cfg)
+    progress.note(f"{src}: {t} frames of {w}x{h} at {fps:g} fps; {cfg.kind} with {stored:,} stored parameters, "
+                  f"{opts.epochs} epochs")
+    if stored > 1.5 * opts.params:
+        progress.note(f"note: asked for {opts.params:,.0f} parameters; {stored:,} is the smallest {cfg.kind} "
+                      f"this frame size allows (its embeddings and fixed layers), so the file will be larger")
+    result = encode(frames, opts, fps, {"name": src.name, "preprocess": pre.to_json(),
+                                        "fingerprint": fingerprint(frames)},
+                    on_step=progress.step, on_log=progress.log)
+    size = container.write(out, result.container)
+    m = frame_metrics(frames, result.reconstruction)
+    return (f"wrote {out}: {size:,} bytes, {8 * size / (t * h * w):.4f} bpp, PSNR {m['psnr']:.2f} dB, "
+            f"MS-SSIM {m['ms_ssim']:.4f}, trained in {result.train_seconds:.1f} s")
+
+
+def _add_decode_args(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--lossless", action="store_true",
+                   help="video: lossless RGB H.264 (mp4/mkv) instead of crf 12 4:4:4")
+
+
+def _decode_to(c: Container, output: Path, args: argparse.Namespace) -> str:
+    frames, fps = decode(c)
+    return "wrote " + write_video(output, frames, fps, lossless=getattr(args, "lossless", False),
+                                  overwrite=getattr(args, "overwrite", False))
+
+
+register(CodecEntry(CODEC_ID, "video as a quantized NeRV/HNeRV network", describe, _decode_to, evaluate,
+                    media="video", encode=Command(_add_encode_args, _encode_command),
+                    add_decode_args=_add_decode_args))

@@ -1,26 +1,26 @@
 """Audio input and output: float32 samples [N, C] in [-1, 1], dataset folders, random crops.
 
 Files are read with soundfile (wav, flac, ogg, ...) and, for anything else ffmpeg knows
-(mp3, m4a, G.722, video soundtracks), through imageio-ffmpeg's ffmpeg. Resampling is a
-Kaiser-windowed sinc interpolator in NumPy, vectorized and deterministic.
+(mp3, m4a, G.722, video soundtracks), through imageio-ffmpeg's ffmpeg. Resampling is
+scipy's polyphase filter.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import subprocess
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from jaxcodec.data.media import AUDIO_SUFFIXES, FFMPEG_INPUT_FORMAT, atomic_path, run_ffmpeg
 from jaxcodec.errors import InputError
 
 log = logging.getLogger(__name__)
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".g722"}
-_FFMPEG_FORMAT = {".g722": ["-f", "g722"]}
+AUDIO_OUTPUTS = {".wav": "PCM_16", ".flac": "PCM_16", ".ogg": "VORBIS", ".aiff": "PCM_16", ".aif": "PCM_16"}
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
@@ -35,57 +35,45 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
         return data, int(sr)
     except Exception:  # soundfile raises RuntimeError / LibsndfileError / TypeError
         pass
-    from jaxcodec.baselines import ffmpeg_exe
-
-    cmd = [ffmpeg_exe(), "-loglevel", "error", *_FFMPEG_FORMAT.get(path.suffix.lower(), []), "-i", str(path),
-           "-vn", "-f", "wav", "-acodec", "pcm_f32le", "-"]
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0 or not proc.stdout:
-        msg = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise InputError(f"cannot read {path} as audio: {msg[-1] if msg else 'no audio stream'}")
-    data, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    wav = run_ffmpeg([*FFMPEG_INPUT_FORMAT.get(path.suffix.lower(), []), "-i", str(path), "-vn", "-f", "wav",
+                      "-acodec", "pcm_f32le", "-"], what=f"cannot read {path} as audio")
+    if not wav:
+        raise InputError(f"cannot read {path} as audio: no audio stream")
+    data, sr = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
     return data, int(sr)
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write wav (16-bit PCM) or flac; [N] or [N, C] float samples."""
+    """Write wav / flac / aiff (16-bit PCM) or ogg (Vorbis) atomically; [N] or [N, C] float samples."""
     import soundfile as sf
 
     path = Path(path)
-    subtype = "PCM_16" if path.suffix.lower() in (".wav", ".flac") else None
-    sf.write(path, np.clip(samples, -1.0, 1.0), sample_rate, subtype=subtype)
+    suffix = path.suffix.lower()
+    if suffix not in AUDIO_OUTPUTS:
+        raise InputError(f"cannot write audio as {suffix or 'a file without a suffix'}: "
+                         f"use one of {', '.join(AUDIO_OUTPUTS)}")
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype=AUDIO_OUTPUTS[suffix])
 
 
-def resample(x: np.ndarray, sr_in: int, sr_out: int, half_width: int = 32, beta: float = 8.0,
-             chunk: int = 1 << 16) -> np.ndarray:
-    """Band-limited resampling of [N] or [N, C] float samples (windowed-sinc interpolation).
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Band-limited resampling of [N] or [N, C] float samples to round(N * sr_out / sr_in).
 
-    The output has round(N * sr_out / sr_in) samples; the low-pass cutoff sits at the
-    lower Nyquist frequency, with a Kaiser window of 2 * half_width taps.
+    scipy's polyphase filter (Kaiser window): exact rational ratios, and about a thousand
+    times faster than direct windowed-sinc interpolation.
     """
-    if sr_in == sr_out:
-        return x.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
     if sr_in <= 0 or sr_out <= 0:
         raise InputError("sample rates must be positive")
-    squeeze = x.ndim == 1
-    x2 = (x[:, None] if squeeze else x).astype(np.float64)
-    n_out = int(round(x2.shape[0] * sr_out / sr_in))
-    ratio = sr_in / sr_out
-    cutoff = min(1.0, 1.0 / ratio)  # relative to the input Nyquist
-    padded = np.pad(x2, ((half_width, half_width + 1), (0, 0)))
-    taps = np.arange(-half_width + 1, half_width + 1)
-    out = np.empty((n_out, x2.shape[1]), np.float64)
-    for start in range(0, n_out, chunk):
-        t = np.arange(start, min(start + chunk, n_out)) * ratio
-        base = np.floor(t).astype(np.int64)
-        frac = t - base
-        d = frac[:, None] - taps[None, :]  # distance of each tap from the output instant
-        window = np.i0(beta * np.sqrt(np.clip(1 - (d / (half_width + 1)) ** 2, 0, 1))) / np.i0(beta)
-        w = cutoff * np.sinc(cutoff * d) * window
-        idx = base[:, None] + taps[None, :] + half_width
-        out[start:start + len(t)] = np.einsum("nk,nkc->nc", w, padded[idx])
-    out = out.astype(np.float32)
-    return out[:, 0] if squeeze else out
+    if sr_in == sr_out:
+        return x.astype(np.float32, copy=False)
+    g = math.gcd(int(sr_in), int(sr_out))
+    n_out = int(round(x.shape[0] * sr_out / sr_in))
+    y = resample_poly(np.asarray(x, np.float64), sr_out // g, sr_in // g, axis=0)
+    if y.shape[0] < n_out:
+        y = np.concatenate([y, np.zeros((n_out - y.shape[0], *y.shape[1:]))])
+    return y[:n_out].astype(np.float32)
 
 
 def load_mono(path: str | Path, sample_rate: int) -> np.ndarray:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxcodec.data.media import IMAGE_SUFFIXES, atomic_path, run_ffmpeg
 from jaxcodec.errors import InputError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -33,20 +33,18 @@ class Preprocess:
 
     @staticmethod
     def from_json(d: dict) -> Preprocess:
-        return Preprocess(int(d.get("start", 0)), d.get("frames"),
-                          tuple(d["crop"]) if d.get("crop") else None,
-                          tuple(d["size"]) if d.get("size") else None)
+        """From a file's header; raises ValueError on anything but the types to_json writes."""
+        def size(v):
+            if v is None:
+                return None
+            if not (isinstance(v, list) and len(v) == 2 and all(type(x) is int and 0 < x <= 1 << 14 for x in v)):
+                raise ValueError(f"bad size {v!r}")
+            return (v[0], v[1])
 
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'320x160' -> (320, 160)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise InputError(f"sizes are written WIDTHxHEIGHT, e.g. 320x160 (got {text!r})") from None
-    if w < 1 or h < 1:
-        raise InputError(f"size must be positive (got {text!r})")
-    return w, h
+        start, frames = d.get("start", 0), d.get("frames")
+        if type(start) is not int or start < 0 or not (frames is None or (type(frames) is int and frames > 0)):
+            raise ValueError("bad start or frame count")
+        return Preprocess(start, frames, size(d.get("crop")), size(d.get("size")))
 
 
 def _read_folder(folder: Path, start: int, frames: int | None) -> tuple[np.ndarray, float]:
@@ -148,31 +146,59 @@ def pad_to(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, height - h), (0, width - w), (0, 0)), mode="edge")
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, lossless: bool = False) -> str:
-    """Write mp4/mkv/... through ffmpeg, or PNG frames when `path` has no suffix or is a folder.
+VIDEO_OUTPUTS = {".mp4": "H.264", ".mkv": "H.264", ".mov": "H.264", ".y4m": "raw 4:4:4 Y4M", ".gif": "GIF"}
 
-    Lossy output is H.264 in 4:4:4 (any width and height work); lossless is libx264rgb,
-    bit-exact RGB. Returns a short description of what was written.
+
+def _write_png_folder(folder: Path, frames: np.ndarray, overwrite: bool) -> str:
+    import imageio.v3 as iio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    old = sorted(folder.glob("frame_*.png"))
+    if old and not overwrite:
+        raise InputError(f"{folder} already holds {len(old)} frames: pass -y/--overwrite to replace them")
+    for f in old:  # never leave an older, longer sequence's frames mixed in
+        f.unlink()
+    digits = max(5, len(str(len(frames))))
+    for i, f in enumerate(frames):
+        with atomic_path(folder / f"frame_{i + 1:0{digits}d}.png") as tmp:
+            iio.imwrite(tmp, f, extension=".png")
+    return f"{len(frames)} PNG frames in {folder}/"
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, lossless: bool = False,
+                overwrite: bool = True) -> str:
+    """Write mp4/mkv/mov (H.264), y4m, gif, or PNG frames when `path` is a folder or has
+    no suffix; atomically, checking ffmpeg's result. Returns what was written.
+
+    Lossy H.264 is 4:4:4 at crf 12 (any width and height work); lossless is libx264rgb,
+    bit-exact RGB.
     """
     path = Path(path)
+    if not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise InputError(f"frame rate {fps} is outside (0, 1000]")
     if path.is_dir() or path.suffix == "":
-        import imageio.v3 as iio
-
-        path.mkdir(parents=True, exist_ok=True)
-        digits = max(5, len(str(len(frames))))
-        for i, f in enumerate(frames):
-            iio.imwrite(path / f"frame_{i + 1:0{digits}d}.png", f)
-        return f"{len(frames)} PNG frames in {path}/"
-    import imageio.v2 as iio
-
-    if lossless:
-        params = dict(codec="libx264rgb", pixelformat="rgb24", output_params=["-crf", "0", "-preset", "medium"])
+        return _write_png_folder(path, frames, overwrite)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_OUTPUTS:
+        raise InputError(f"cannot write {suffix} video: write {', '.join(VIDEO_OUTPUTS)} or a folder of PNG frames")
+    t, h, w = frames.shape[:3]
+    if suffix == ".y4m":
+        codec = ["-pix_fmt", "yuv444p", "-strict", "-1", "-f", "yuv4mpegpipe"]
+    elif suffix == ".gif":
+        codec = ["-filter_complex", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-f", "gif"]
+    elif lossless:
+        codec = ["-c:v", "libx264rgb", "-crf", "0", "-preset", "medium", "-pix_fmt", "rgb24"]
     else:
-        params = dict(codec="libx264", pixelformat="yuv444p", output_params=["-crf", "12", "-preset", "medium"])
-    with iio.get_writer(path, fps=fps, macro_block_size=1, ffmpeg_log_level="error", **params) as w:
-        for f in frames:
-            w.append_data(f)
-    return f"{len(frames)} frames to {path} ({'lossless RGB' if lossless else 'H.264 4:4:4, crf 12'})"
+        codec = ["-c:v", "libx264", "-crf", "12", "-preset", "medium", "-pix_fmt", "yuv444p"]
+    with atomic_path(path) as tmp:
+        run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
+                    *codec, str(tmp)], stdin=np.ascontiguousarray(frames).tobytes(), what=f"cannot write {path}")
+        if tmp.stat().st_size == 0:
+            raise InputError(f"ffmpeg wrote nothing to {path}")
+    kind = "lossless RGB H.264" if lossless and VIDEO_OUTPUTS[suffix] == "H.264" else VIDEO_OUTPUTS[suffix]
+    if kind == "H.264":
+        kind = "H.264 4:4:4, crf 12"
+    return f"{t} frames to {path} ({kind}, {fps:g} fps)"
 
 
 def frame_count_ok(frames: np.ndarray) -> None:

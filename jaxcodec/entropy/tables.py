@@ -74,9 +74,30 @@ def quantize_pmf(pmf: np.ndarray, sizes: np.ndarray | None = None,
         step = np.minimum(np.abs(deficit), n_eligible)
         hit = eligible & (rank < step[:, None])
         freq += np.sign(deficit)[:, None] * hit
-    else:  # pragma: no cover - the loop converges in one or two passes
-        raise RuntimeError("frequency repair did not converge")
+    else:
+        _settle(freq, p, valid, total)
     return freq.reshape(*lead, width).astype(np.uint32)
+
+
+def _settle(freq: np.ndarray, p: np.ndarray, valid: np.ndarray, total: int) -> None:
+    """Finish rows the greedy repair left unbalanced (peaked pmfs: one dominant symbol
+    with many at the floor of 1, where the repair moves one unit per pass).
+
+    A surplus goes to the most probable symbol; a deficit is taken from the largest
+    frequencies, down to the floor of 1, largest first. Exact for every pmf; rows the
+    greedy pass balanced (all smooth pmfs) are untouched, so their tables do not change.
+    """
+    for r in np.flatnonzero(freq.sum(axis=1) != total):
+        deficit = total - int(freq[r].sum())
+        if deficit > 0:
+            freq[r, int(np.argmax(np.where(valid[r], p[r], -1.0)))] += deficit
+            continue
+        for k in np.argsort(-freq[r], kind="stable"):
+            take = min(-deficit, int(freq[r, k]) - 1)
+            freq[r, k] -= take
+            deficit += take
+            if deficit == 0:
+                break
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,6 +17,7 @@ reproduces its Bunny widths (c2 = 32 / 48 / 68 / 97 for 0.35 / 0.75 / 1.5 / 3M).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
@@ -26,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxcodec.errors import BitstreamError
 from jaxcodec.inr.layers import ConvNeXtEncoder, UpBlock, positional_encoding
 
 KINDS = ("hnerv", "nerv")
@@ -55,11 +57,30 @@ class INRConfig:
 
     @staticmethod
     def from_json(d: dict) -> INRConfig:
-        d = dict(d)
-        for key in ("fc_hw", "strides", "kernels", "widths", "enc_strides"):
-            d[key] = tuple(int(v) for v in d.get(key, ()))
-        cfg = INRConfig(**d)
-        cfg.validate()
+        """A config read from a file: every field type- and range-checked (BitstreamError)."""
+        from jaxcodec import container as cf
+
+        w = "video-inr model"
+        if not isinstance(d, dict) or not set(d) <= {f.name for f in dataclasses.fields(INRConfig)}:
+            raise BitstreamError(f"{w} config has unknown or missing fields")
+        blocks = len(cf.field_list(d, "strides", 1, 12, w))
+        cfg = INRConfig(
+            kind=cf.field_str(d, "kind", w, KINDS),
+            height=cf.field_int(d, "height", 1, 1 << 14, w), width=cf.field_int(d, "width", 1, 1 << 14, w),
+            frames=cf.field_int(d, "frames", 1, 1 << 20, w), fc_dim=cf.field_int(d, "fc_dim", 1, 4096, w),
+            fc_hw=cf.field_ints(d, "fc_hw", 2, 2, 1, 4096, w),
+            strides=cf.field_ints(d, "strides", blocks, blocks, 1, 16, w),
+            kernels=cf.field_ints(d, "kernels", blocks, blocks, 1, 15, w),
+            widths=cf.field_ints(d, "widths", blocks, blocks, 1, 4096, w),
+            code_dim=cf.field_int(d, "code_dim", 1, 4096, w),
+            enc_strides=cf.field_ints(d, "enc_strides", 0, 12, 1, 64, w) if "enc_strides" in d else (),
+            enc_dim=cf.field_int(d, "enc_dim", 1, 4096, w) if "enc_dim" in d else 64,
+            pe_base=cf.field_float(d, "pe_base", 1.0, 16.0, w) if "pe_base" in d else 1.25,
+            pe_levels=cf.field_int(d, "pe_levels", 1, 256, w) if "pe_levels" in d else 80)
+        try:
+            cfg.validate()
+        except ValueError as exc:
+            raise BitstreamError(f"{w} config is inconsistent: {exc}") from None
         return cfg
 
     def validate(self) -> None:
@@ -70,6 +91,8 @@ class INRConfig:
         up = int(np.prod(self.strides))
         if (self.fc_hw[0] * up, self.fc_hw[1] * up) != (self.height, self.width):
             raise ValueError("fc_hw times the strides must give the frame size")
+        if self.kind == "nerv" and self.code_dim != 2 * self.pe_levels:
+            raise ValueError("NeRV's code_dim must be twice pe_levels")
         if self.kind == "hnerv" and int(np.prod(self.enc_strides)) * self.fc_hw[0] != self.height:
             raise ValueError("encoder strides must reduce the frame to the embedding size")
 

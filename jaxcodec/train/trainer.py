@@ -15,10 +15,14 @@ The trainer owns everything else:
 - data parallelism over all local devices: batches are split along their leading axis
   with a ``NamedSharding`` over a 1-D mesh, parameters are replicated, and XLA inserts
   the gradient all-reduce (multi-host runs call ``jax.distributed.initialize`` first);
-- Orbax checkpoints every ``checkpoint_every`` steps and at the end, resumable;
+- Orbax checkpoints every ``checkpoint_every`` steps, at the end and on Ctrl-C, resumable;
+  the epoch's running metric sums are saved with each, so a resumed run logs the same
+  ``metrics.jsonl`` as an uninterrupted one (records past the checkpoint are dropped);
 - ``metrics.jsonl``: one line per epoch with the mean of every metric, lr and time;
-- periodic evaluation through ``eval_fn(params) -> metrics``;
-- callbacks ``on_step(step, total)`` and ``on_log(record)`` for progress displays.
+- evaluation through ``eval_fn(params, state) -> metrics`` every ``eval_every`` steps
+  (0: at the end), logged with the epoch it closes;
+- callbacks ``on_step(step, total)`` (called once before the first step, while XLA
+  compiles) and ``on_log(record)`` for progress displays.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxcodec.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +90,7 @@ def data_mesh() -> Mesh:
 class Trainer:
     def __init__(self, loss_fn: LossFn, params: Any, cfg: TrainConfig, sampler: Callable[[int], Any], *,
                  state: Any = None,
-                 workdir: str | Path | None = None, eval_fn: Callable[[Any], dict[str, float]] | None = None,
+                 workdir: str | Path | None = None, eval_fn: Callable[[Any, Any], dict[str, float]] | None = None,
                  on_step: Callable[[int, int], None] | None = None,
                  on_log: Callable[[dict[str, Any]], None] | None = None):
         self.cfg, self.sampler, self.eval_fn = cfg, sampler, eval_fn
@@ -100,6 +106,8 @@ class Trainer:
         self.has_state = state is not None
         self.state = jax.device_put(state if self.has_state else {}, self.replicated)
         self.step = 0
+        self._sums: dict[str, Any] = {}  # metric sums and step count of the epoch under way
+        self._count = 0
         base_key = jax.random.key(cfg.seed)
         if not self.has_state:
             def stateful(params, state, batch, key, step):
@@ -128,10 +136,12 @@ class Trainer:
         return {"params": self.params, "opt_state": self.opt_state, "state": self.state}
 
     def save(self) -> None:
-        if self._manager is None:
+        if self._manager is None or self._manager.latest_step() == self.step:
             return
         self._manager.save(self.step, args=ocp.args.StandardSave(self._state()), force=True)
         self._manager.wait_until_finished()
+        running = {"step": self.step, "count": self._count, "sums": {k: float(v) for k, v in self._sums.items()}}
+        (self.workdir / "running.json").write_text(json.dumps(running))
 
     def restore(self) -> bool:
         """Resume from the latest checkpoint in the workdir; False if there is none."""
@@ -140,10 +150,24 @@ class Trainer:
         step = self._manager.latest_step()
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
                                 self._state())
-        state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        try:
+            state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"the checkpoint in {self.workdir} was made for another model or options ({exc}); "
+                             "resume with the same options, or start afresh in a new folder") from None
         self.params, self.opt_state, self.state = state["params"], state["opt_state"], state["state"]
         self.step = int(step)
-        log.info("resumed from step %d", step)
+        running = self.workdir / "running.json"
+        if running.is_file():
+            r = json.loads(running.read_text())
+            if r.get("step") == self.step:
+                self._sums = {k: jnp.asarray(v) for k, v in r["sums"].items()}
+                self._count = int(r["count"])
+        metrics = self.workdir / "metrics.jsonl"
+        if metrics.is_file():  # records logged after the checkpoint will be logged again
+            kept = [x for x in metrics.read_text().splitlines() if x.strip() and json.loads(x)["step"] <= self.step]
+            metrics.write_text("".join(x + "\n" for x in kept))
+        log.info("resumed from step %d of %d", step, self.cfg.steps)
         return True
 
     # -- training -------------------------------------------------------------------------
@@ -159,8 +183,9 @@ class Trainer:
         record: dict[str, Any] = {"epoch": epoch, "step": self.step,
                                   "lr": float(self.schedule(self.step - 1)), "time_s": round(time.perf_counter() - t0, 3)}
         record.update({k: float(v) / count for k, v in sums.items()})
-        if self.eval_fn is not None and self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
-            record.update({f"eval_{k}": v for k, v in self.eval_fn(self.params).items()})
+        due = self.step == self.cfg.steps or (self.cfg.eval_every and self.step % self.cfg.eval_every == 0)
+        if self.eval_fn is not None and due:
+            record.update({f"eval_{k}": v for k, v in self.eval_fn(self.params, self.state).items()})
         if self.workdir is not None:
             with open(self.workdir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
@@ -168,27 +193,37 @@ class Trainer:
             self.on_log(record)
 
     def run(self, resume: bool = False) -> Any:
-        """Train to `cfg.steps` (continuing from a checkpoint if `resume`); returns params."""
+        """Train to `cfg.steps` (continuing from a checkpoint if `resume`); returns params.
+
+        Ctrl-C saves a checkpoint (when there is a workdir) before the interrupt goes on.
+        """
         if resume:
             self.restore()
         t0 = time.perf_counter()
-        sums: dict[str, jax.Array] = {}
-        count = 0
-        while self.step < self.cfg.steps:
-            batch = self._put_batch(self.sampler(self.step))
-            self.params, self.opt_state, self.state, metrics = self._train_step(
-                self.params, self.opt_state, self.state, batch, jnp.int32(self.step))
-            self.step += 1
-            sums = metrics if not sums else jax.tree.map(jnp.add, sums, metrics)
-            count += 1
-            if self.on_step is not None:
-                self.on_step(self.step, self.cfg.steps)
-            if self.step % self.cfg.steps_per_epoch == 0 or self.step == self.cfg.steps:
-                self._log_epoch(-(-self.step // self.cfg.steps_per_epoch), sums, count, t0)
-                sums, count = {}, 0
-            if self._manager is not None and self.cfg.checkpoint_every and \
-                    self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
+        if self.on_step is not None:
+            self.on_step(self.step, self.cfg.steps)
+        try:
+            while self.step < self.cfg.steps:
+                batch = self._put_batch(self.sampler(self.step))
+                self.params, self.opt_state, self.state, metrics = self._train_step(
+                    self.params, self.opt_state, self.state, batch, jnp.int32(self.step))
+                self.step += 1
+                self._sums = metrics if not self._sums else jax.tree.map(jnp.add, self._sums, metrics)
+                self._count += 1
+                if self.on_step is not None:
+                    self.on_step(self.step, self.cfg.steps)
+                if self.step % self.cfg.steps_per_epoch == 0 or self.step == self.cfg.steps:
+                    self._log_epoch(-(-self.step // self.cfg.steps_per_epoch), self._sums, self._count, t0)
+                    self._sums, self._count = {}, 0
+                if self._manager is not None and self.cfg.checkpoint_every and \
+                        self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
+                    self.save()
+        except KeyboardInterrupt:
+            try:
                 self.save()
+            except Exception as exc:  # interrupted inside a step: its donated buffers may be gone
+                log.warning("interrupted; no checkpoint could be saved (%s)", exc)
+            raise
         self.save()
         return self.params
 
@@ -196,3 +231,31 @@ class Trainer:
         if self._manager is not None:
             self._manager.close()
 
+
+
+RUN_FILES = ("checkpoints", "metrics.jsonl", "running.json", "model.npz")
+
+
+def prepare_run_folder(folder: str | Path, resume: bool, overwrite: bool) -> Path:
+    """Make sure a run folder is fresh, or is being resumed, or may be replaced.
+
+    A new run into a folder that holds another run's files would silently mix the two
+    (appended metrics, a replaced model): that needs --resume or --overwrite.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file, not a run folder")
+    found = [name for name in RUN_FILES if (folder / name).exists()]
+    if found and not resume:
+        if not overwrite:
+            raise InputError(f"{folder} already holds a run ({', '.join(found)}): pass --resume to continue it "
+                             "or -y/--overwrite to start afresh")
+        import shutil
+
+        for name in found:
+            path = folder / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    if resume and not (folder / "checkpoints").is_dir():
+        raise InputError(f"nothing to resume: {folder} holds no checkpoints")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

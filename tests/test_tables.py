@@ -27,8 +27,9 @@ def test_detmath_matches_libm():
     np.testing.assert_allclose(detmath.erfc(z), ref, rtol=1.3e-7, atol=1e-300)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 3000), st.integers(0, 2**32 - 1), st.sampled_from(["uniform", "peaked", "sparse"]))
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 3000), st.integers(0, 2**32 - 1),
+       st.sampled_from(["uniform", "peaked", "sparse", "one-hot", "two-spikes", "tiny-tail"]))
 def test_quantize_pmf_exact_sum_and_floor(width, seed, kind):
     rng = np.random.default_rng(seed)
     pmf = rng.random(width)
@@ -36,10 +37,32 @@ def test_quantize_pmf_exact_sum_and_floor(width, seed, kind):
         pmf = pmf ** 40
     elif kind == "sparse":
         pmf[rng.random(width) < 0.9] = 0.0
+    elif kind == "one-hot":  # one dominant symbol: every other one sits at the floor
+        pmf = np.zeros(width)
+        pmf[rng.integers(width)] = 1.0
+    elif kind == "two-spikes":
+        pmf = np.full(width, 1e-300)
+        pmf[rng.integers(width, size=2)] = [0.7, 0.3]
+    elif kind == "tiny-tail":
+        pmf = np.geomspace(1.0, 1e-30, width)
     freqs = quantize_pmf(pmf)
     assert freqs.dtype == np.uint32
     assert freqs.astype(np.int64).sum() == MAX_ALPHABET
     assert freqs.min() >= 1
+
+
+def test_quantize_pmf_degenerate_cases():
+    """Peaked statistics (a model trained a few steps) used to stop the repair loop."""
+    for width in (2, 100, 1024, MAX_ALPHABET):
+        p = np.zeros(width)
+        p[0] = 1.0
+        f = quantize_pmf(p)
+        assert f.sum() == MAX_ALPHABET and f.min() == 1 and f[0] == MAX_ALPHABET - (width - 1)
+    rows = np.zeros((3, 1024))
+    rows[0, 5] = rows[1, -1] = 1.0
+    rows[2] = 1.0
+    f = quantize_pmf(rows)
+    assert (f.sum(axis=1) == MAX_ALPHABET).all() and f.min() == 1 and f[0, 5] > 60000 and f[1, -1] > 60000
 
 
 def test_quantize_pmf_rows_with_padding():

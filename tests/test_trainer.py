@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -13,34 +14,21 @@ import pytest
 
 from jaxcodec.train import TrainConfig, Trainer, lr_schedule
 
-TOY = textwrap.dedent("""
-    import jax, jax.numpy as jnp, numpy as np
-    from jaxcodec.train import TrainConfig, Trainer
+import toy_regression as toy
+from jaxcodec.errors import InputError
+from toy_regression import make
 
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((64, 5)).astype(np.float32)
-    Y = (X @ np.arange(1, 6, dtype=np.float32) + 0.3).astype(np.float32)
+TESTS = Path(__file__).resolve().parent
 
-    def loss_fn(params, batch, key, step):
-        noise = 0.01 * jax.random.normal(key, batch["y"].shape)
-        err = batch["x"] @ params["w"] + params["b"] - batch["y"] + noise
-        loss = jnp.mean(err ** 2)
-        return loss, {"mse": loss}
 
-    def sampler(step):
-        idx = np.random.default_rng([1, step]).permutation(64)[:8]
-        return {"x": X[idx], "y": Y[idx]}
-
-    def make(steps=200, workdir=None, **kw):
-        params = {"w": jnp.zeros(5), "b": jnp.zeros(())}
-        cfg = TrainConfig(steps=steps, lr=0.3, steps_per_epoch=40, **kw)
-        return Trainer(loss_fn, params, cfg, sampler, workdir=workdir)
-""")
-exec(TOY)  # noqa: S102 - the toy problem is shared with the multi-device subprocess
+def _run_with_devices(ndev: int, code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True)
 
 
 def test_learns_and_logs_jsonl(tmp_path):
-    t = make(workdir=tmp_path)  # noqa: F821
+    t = make(workdir=tmp_path)
     params = t.run()
     t.close()
     assert np.allclose(np.asarray(params["w"]), np.arange(1, 6), atol=0.1)
@@ -57,9 +45,14 @@ def test_schedule_warmup_then_cosine():
     assert float(s(55)) == pytest.approx(0.5e-3, rel=1e-3)
 
 
+def _records(path):
+    return [{k: v for k, v in json.loads(x).items() if k != "time_s"} for x in path.read_text().splitlines()]
+
+
 def test_resume_matches_uninterrupted_run(tmp_path):
-    full = make(steps=30)  # noqa: F821
+    full = make(steps=30, workdir=tmp_path / "full", steps_per_epoch=8)
     expected = full.run()
+    full.close()
 
     class Stop(Exception):
         pass
@@ -68,36 +61,90 @@ def test_resume_matches_uninterrupted_run(tmp_path):
         if step == 17:
             raise Stop
 
-    first = make(steps=30, workdir=tmp_path, checkpoint_every=10)  # noqa: F821
+    first = make(steps=30, workdir=tmp_path / "cut", checkpoint_every=10, steps_per_epoch=8)
     first.on_step = stop_at_17
     with pytest.raises(Stop):
         first.run()
     first.close()
-    second = make(steps=30, workdir=tmp_path, checkpoint_every=10)  # noqa: F821
+    second = make(steps=30, workdir=tmp_path / "cut", checkpoint_every=10, steps_per_epoch=8)
     assert second.restore() and second.step == 10
     resumed = second.run()
     second.close()
     for k in expected:
         np.testing.assert_array_equal(np.asarray(resumed[k]), np.asarray(expected[k]))
+    # the epoch cut by the interruption is averaged over all its steps, and logged once
+    assert _records(tmp_path / "cut" / "metrics.jsonl") == _records(tmp_path / "full" / "metrics.jsonl")
+
+
+def test_resume_after_the_end_and_ctrl_c_checkpoint(tmp_path):
+    done = make(steps=12, workdir=tmp_path)
+    done.run()
+    done.close()
+    again = make(steps=12, workdir=tmp_path)
+    again.run(resume=True)  # the final checkpoint exists already: nothing to redo, no error
+    again.close()
+
+    def interrupt(step, total):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    cut = make(steps=20, workdir=tmp_path / "cut")
+    cut.on_step = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        cut.run()
+    cut.close()
+    back = make(steps=20, workdir=tmp_path / "cut")
+    assert back.restore() and back.step == 5
+    back.close()
+
+
+def test_resume_with_other_options_is_a_clear_error(tmp_path):
+    make(steps=4, workdir=tmp_path).run()
+    other = Trainer(toy.loss_fn, {"w": jnp.zeros(7), "b": jnp.zeros(())}, TrainConfig(steps=4), toy.sampler,
+                    workdir=tmp_path)
+    with pytest.raises(InputError, match="another model or options"):
+        other.restore()
+
+
+def test_eval_fn_runs_every_n_steps_and_at_the_end(tmp_path):
+    seen = []
+
+    def evaluate(params, state):
+        seen.append(float(params["b"]))
+        return {"b": float(params["b"])}
+
+    cfg = TrainConfig(steps=50, lr=0.3, steps_per_epoch=10, eval_every=20, grad_clip=0.5)
+    t = Trainer(toy.loss_fn, {"w": jnp.zeros(5), "b": jnp.zeros(())}, cfg, toy.sampler, workdir=tmp_path,
+                eval_fn=evaluate)
+    t.run()
+    records = _records(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in records if "eval_b" in r] == [20, 40, 50] and len(seen) == 3
 
 
 def test_two_devices_give_the_same_result():
     """Data parallelism over 2 (forced) host devices equals a single-device run."""
-    script = TOY + textwrap.dedent("""
-        assert len(jax.local_devices()) == NDEV, jax.local_devices()
-        p = make(steps=40).run()
-        print(" ".join(repr(float(v)) for v in np.asarray(p["w"]).tolist() + [float(p["b"])]))
-    """)
     results = []
     for ndev in (1, 2):
-        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}", JAX_PLATFORMS="cpu")
-        out = subprocess.run([sys.executable, "-c", script.replace("NDEV", str(ndev))], env=env,
-                             capture_output=True, text=True, check=True)
+        out = _run_with_devices(ndev, f"""
+            import jax, numpy as np
+            from toy_regression import make
+            assert len(jax.local_devices()) == {ndev}, jax.local_devices()
+            p = make(steps=40).run()
+            print(" ".join(repr(float(v)) for v in np.asarray(p["w"]).tolist() + [float(p["b"])]))
+        """)
+        assert out.returncode == 0, out.stderr
         results.append(np.array([float(v) for v in out.stdout.split()]))
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
 
 
 def test_batch_must_split_over_devices():
-    t = make()  # noqa: F821
-    t._put_batch({"x": np.zeros((8, 5))})  # fine on any device count dividing 8
-    assert len(jax.local_devices()) >= 1 and jnp.zeros(1).dtype == jnp.float32
+    """With 2 devices a batch of 3 cannot be split: a clear error, before any step runs."""
+    out = _run_with_devices(2, """
+        from toy_regression import make
+        try:
+            make(steps=2, batch=3).run()
+        except ValueError as exc:
+            print("refused:", exc)
+    """)
+    assert out.returncode == 0, out.stderr
+    assert "refused: batch size 3 must be a multiple of the 2 local devices" in out.stdout

@@ -41,7 +41,6 @@ def quantize_pmf(pmf: np.ndarray, sizes: np.ndarray | None = None,
         raise ValueError("pmf must have at least one symbol along its last axis")
     lead, width = pmf.shape[:-1], pmf.shape[-1]
     p = pmf.reshape(-1, width)
-    rows = p.shape[0]
     sizes = np.broadcast_to(np.asarray(width if sizes is None else sizes, dtype=np.int64), lead).reshape(-1)
     total = 1 << precision
     if np.any(sizes < 1) or np.any(sizes > min(width, total)):
@@ -59,21 +58,23 @@ def quantize_pmf(pmf: np.ndarray, sizes: np.ndarray | None = None,
     freq = np.where(valid, np.maximum(1, (scaled * total + mass // 2) // mass), 0)
     p = scaled.astype(np.float64)  # repair keys below are ratios: scale-free
     for _ in range(64):
-        deficit = total - freq.sum(axis=1)
-        if not deficit.any():
+        rows_left = np.flatnonzero(freq.sum(axis=1) != total)  # balanced rows are final: skip them
+        if rows_left.size == 0:
             break
+        f, pr, v = freq[rows_left], p[rows_left], valid[rows_left]
+        deficit = total - f.sum(axis=1)
         # Gain of one more unit is about p/f bits; loss of one unit about p/(f-1).
-        grow = np.where(valid, p / np.maximum(freq, 1), -np.inf)
-        shrink = np.where(valid & (freq > 1), p / np.maximum(freq - 1, 1), np.inf)
+        grow = np.where(v, pr / np.maximum(f, 1), -np.inf)
+        shrink = np.where(v & (f > 1), pr / np.maximum(f - 1, 1), np.inf)
         key = np.where(deficit[:, None] > 0, -grow, shrink)
         order = np.argsort(key, axis=1, kind="stable")
         rank = np.empty_like(order)
-        np.put_along_axis(rank, order, np.arange(width)[None, :].repeat(rows, 0), axis=1)
-        eligible = np.where(deficit[:, None] > 0, valid, valid & (freq > 1))
+        np.put_along_axis(rank, order, np.arange(width)[None, :].repeat(len(rows_left), 0), axis=1)
+        eligible = np.where(deficit[:, None] > 0, v, v & (f > 1))
         n_eligible = eligible.sum(axis=1)
         step = np.minimum(np.abs(deficit), n_eligible)
         hit = eligible & (rank < step[:, None])
-        freq += np.sign(deficit)[:, None] * hit
+        freq[rows_left] = f + np.sign(deficit)[:, None] * hit
     else:
         _settle(freq, p, valid, total)
     return freq.reshape(*lead, width).astype(np.uint32)

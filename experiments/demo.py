@@ -66,7 +66,7 @@ def main() -> None:
 
     x264, x265 = psnr_at_our_rate("x264"), psnr_at_our_rate("x265")
 
-    print(f"\n| file | bytes | bpp | PSNR dB | MS-SSIM | encode s | decode s | decode fps |")
+    print("\n| file | bytes | bpp | PSNR dB | MS-SSIM | encode s | decode s | decode fps |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| out/demo.jxc | {size:,} | {bpp:.4f} | {m['psnr']:.2f} | {m['ms_ssim']:.4f} | {encode_s:.1f} "
           f"| {decode_s:.2f} | {t / decode_s:.1f} |")

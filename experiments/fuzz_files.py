@@ -9,6 +9,11 @@ outcome per codec and the first example of each failure kind; exits 1 if any cas
 crashed, hung, ran over the limits or raised anything else.
 
     python experiments/fuzz_files.py --cases 10000 --workers 2
+    python experiments/fuzz_files.py --atheris 20000   # coverage-guided, CRCs repaired
+
+With --atheris N (when atheris is installed), libFuzzer mutates the fixtures instead,
+guided by coverage, and every input has its CRCs recomputed before it is read; any
+exception but BitstreamError stops it with the input saved as crash-*.
 """
 
 from __future__ import annotations
@@ -76,12 +81,38 @@ class Worker:
         return ("BUG: hang" if alive else f"BUG: crash (exit {code})"), HARD_LIMIT_S
 
 
+def run_atheris(runs: int) -> int:
+    import tempfile
+
+    import atheris
+
+    with atheris.instrument_imports():
+        from jaxcodec.fixtures import FIXTURE_DIR, NAMES, outcome, repair_crcs
+    corpus = tempfile.mkdtemp(prefix="jxc-corpus-")
+    for name in NAMES:
+        (__import__("pathlib").Path(corpus) / f"{name}.jxc").write_bytes((FIXTURE_DIR / f"{name}.jxc").read_bytes())
+
+    def one_input(data: bytes) -> None:
+        result = outcome(repair_crcs(data))
+        if result.startswith("BUG"):
+            raise RuntimeError(result)
+
+    atheris.Setup([sys.argv[0], f"-runs={runs}", f"-rss_limit_mb={MEMORY_LIMIT >> 20 << 2}",
+                   f"-timeout={int(HARD_LIMIT_S)}", corpus], one_input)
+    atheris.Fuzz()
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=10000, help="mutants per codec")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--atheris", type=int, default=0, metavar="RUNS",
+                    help="instead: coverage-guided fuzzing with atheris for RUNS executions")
     args = ap.parse_args()
+    if args.atheris:
+        return run_atheris(args.atheris)
 
     from jaxcodec.fixtures import NAMES, fixture_bytes, mutant
 

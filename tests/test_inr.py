@@ -6,7 +6,9 @@ import pytest
 from flax import nnx
 
 from jaxcodec.inr.layers import pixel_shuffle
-from jaxcodec.inr.models import INR, choose_grid, hnerv_config, nerv_config, stored_param_count
+from jaxcodec.inr.models import (
+    INRDecoder, choose_grid, make_encoder, nerv_code, hnerv_config, nerv_config, stored_param_count,
+)
 
 
 @pytest.mark.parametrize("budget,fc_dim", [(0.35e6, 32), (0.75e6, 48), (1.5e6, 68), (3e6, 97)])
@@ -57,8 +59,8 @@ def test_pixel_shuffle_matches_torch_semantics():
 @pytest.mark.parametrize("kind", ["hnerv", "nerv"])
 def test_forward_shapes_and_range(kind):
     cfg = (hnerv_config if kind == "hnerv" else nerv_config)(32, 64, 4, 40_000)
-    model = INR(cfg, rngs=nnx.Rngs(0))
     frames = jnp.ones((2, cfg.height, cfg.width, 3)) * 0.5
-    out = model.decoder(model.code(frames, jnp.arange(2.0)))
+    code = make_encoder(cfg, nnx.Rngs(1))(frames) if kind == "hnerv" else nerv_code(cfg, jnp.arange(2.0))
+    out = INRDecoder(cfg, rngs=nnx.Rngs(0))(code)
     assert out.shape == (2, cfg.height, cfg.width, 3)
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0

@@ -181,8 +181,10 @@ class AudioModel:
         r = lambda xs: [jnp.asarray(np.asarray(x, np.float16), jnp.float32) for x in xs]  # noqa: E731
         return r(self.encoder), r(self.decoder), r([self.codebooks])[0]
 
-    def encode_codes(self, wav: np.ndarray, stages: int) -> np.ndarray:
-        """Mono float samples at the model rate -> codes [frames, stages] (chunked)."""
+    def encode_codes(self, wav: np.ndarray, stages: int, on_chunk: Callable[[int, int], None] | None = None
+                     ) -> np.ndarray:
+        """Mono float samples at the model rate -> codes [frames, stages] (chunked);
+        `on_chunk(done, total)` after each chunk."""
         hop = self.config.seanet.hop
         frames = -(-len(wav) // hop)
         enc_g, enc_def, _, _ = _graphs(self.config)
@@ -196,6 +198,8 @@ class AudioModel:
             window = padded[start * hop:start * hop + n + 2 * ctx]
             codes = _encode_chunk(self.config, enc_g, enc_def, enc, books, stages, jnp.asarray(window[None]))
             out.append(np.asarray(codes[0, CONTEXT_FRAMES:CONTEXT_FRAMES + chunk]))
+            if on_chunk is not None:
+                on_chunk(len(out), -(-frames // chunk))
         return np.concatenate(out)[:frames].astype(np.int64)
 
     def decode_codes(self, codes: np.ndarray) -> np.ndarray:
@@ -393,13 +397,21 @@ class EncodedAudio:
     duration_s: float
 
 
-def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float = 6.0) -> EncodedAudio:
+def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float = 6.0,
+           on_step: Callable[[int, int], None] | None = None) -> EncodedAudio:
     """Samples [N, C] at any rate -> a .jxc container (both priors tried, the smaller kept)."""
     if samples.ndim != 2 or samples.shape[0] == 0:
         raise InputError("audio must be [samples, channels] with at least one sample")
     stages = model.config.stages_for(kbps, samples.shape[1])
-    codes = np.stack([model.encode_codes(resample(samples[:, ch], sample_rate, model.sample_rate), stages)
-                      for ch in range(samples.shape[1])])
+    channels = samples.shape[1]
+
+    def chunk_done(ch: int):  # progress over all channels' chunks
+        return None if on_step is None else lambda done, total: on_step(ch * total + done, channels * total)
+
+    if on_step is not None:
+        on_step(0, 1)
+    codes = np.stack([model.encode_codes(resample(samples[:, ch], sample_rate, model.sample_rate), stages,
+                                         chunk_done(ch)) for ch in range(channels)])
     streams = {kind: _code_streams(model, codes, kind) for kind in ("unigram", "depth")}
     kind = min(streams, key=lambda k: len(streams[k]))
     # Short prompts are a few kB: keep the header lean (model name and rate come with the model).
@@ -529,7 +541,7 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     t0 = time.perf_counter()
     progress.note(f"{args.input}: {samples.shape[0] / sr:.2f} s, {samples.shape[1]} channel(s) at {sr} Hz; "
                   f"model {model.name} ({model.model_id})")
-    result = encode(model, samples, sr, args.kbps)
+    result = encode(model, samples, sr, args.kbps, on_step=progress.step)
     size = container.write(args.output, result.container)
     seconds = time.perf_counter() - t0
     actual = 8 * size / result.duration_s / 1000

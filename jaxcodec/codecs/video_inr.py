@@ -20,7 +20,6 @@ import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,8 @@ from jaxcodec.entropy import coder
 from jaxcodec.entropy.models import ContinuousPrior
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.inr import quant
-from jaxcodec.inr.layers import ConvNeXtEncoder, positional_encoding
-from jaxcodec.inr.models import INRConfig, INRDecoder, hnerv_config, nerv_config, stored_param_count
+from jaxcodec.inr.models import (INRConfig, INRDecoder, hnerv_config, make_encoder, nerv_code, nerv_config,
+                                 stored_param_count)
 from jaxcodec.train import TrainConfig, Trainer
 from jaxcodec.train.trainer import prepare_run_folder
 
@@ -104,12 +103,6 @@ def _decoder_parts(cfg: INRConfig):
     return graph, leaves, treedef
 
 
-def _code(cfg: INRConfig, index: jax.Array) -> jax.Array:
-    """NeRV's frame code: the positional encoding of t / T as a 1x1 'image'."""
-    pe = positional_encoding(index / cfg.frames, cfg.pe_base, cfg.pe_levels)
-    return pe[:, None, None, :]
-
-
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _render(graph, treedef, leaves, code):
     out = nnx.merge(graph, jax.tree_util.tree_unflatten(treedef, leaves))(code)
@@ -124,7 +117,7 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
     out = np.empty((cfg.frames, height, width, 3), np.uint8)
     for i in range(0, cfg.frames, RENDER_BATCH):
         idx = np.arange(i, i + RENDER_BATCH) % cfg.frames  # full batches: one compiled shape
-        code = _code(cfg, jnp.asarray(idx, jnp.float32)) if embeddings is None else jnp.asarray(embeddings[idx])
+        code = nerv_code(cfg, jnp.asarray(idx, jnp.float32)) if embeddings is None else jnp.asarray(embeddings[idx])
         frames = np.asarray(_render(graph, treedef, dev_leaves, code))
         n = min(RENDER_BATCH, cfg.frames - i)
         out[i:i + n] = frames[:n, :height, :width]
@@ -150,7 +143,7 @@ def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, he
             code, ebits = quant.fake_quant_embeddings(code, params["embed_log_step"], ke)
             ebits = ebits * (cfg.frames / frames.shape[0])  # this batch stands for all frames
         else:
-            code, ebits = _code(cfg, index.astype(jnp.float32)), 0.0
+            code, ebits = nerv_code(cfg, index.astype(jnp.float32)), 0.0
         out = decoder(code)
         mse = jnp.sum(jnp.square(out - frames) * valid) / (frames.shape[0] * height * width * 3)
         bpp = (wbits + ebits) / pixels
@@ -178,8 +171,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
     params: dict[str, Any] = {"decoder": dec_state, "log_steps": quant.init_log_steps(dec_leaves)}
     enc_graph = None
     if cfg.kind == "hnerv":
-        dims = (cfg.enc_dim,) * (len(cfg.enc_strides) - 1) + (cfg.code_dim,)
-        enc_graph, params["encoder"] = nnx.split(ConvNeXtEncoder(cfg.enc_strides, dims, rngs=rngs))
+        enc_graph, params["encoder"] = nnx.split(make_encoder(cfg, rngs))
         params["embed_log_step"] = quant.init_embed_log_step(cfg.code_dim)
 
     padded = pad_to(frames, cfg.height, cfg.width)

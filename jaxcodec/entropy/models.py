@@ -7,10 +7,9 @@ noise during training), and (b) ``tables``: integer CodingTables built by
 
 - ``ContinuousPrior``: Laplace / Gaussian / logistic with a scale (and location) per
   group of values, e.g. one per weight tensor.
-- ``GaussianConditional``: hyperprior-style, a fixed log-spaced scale table and a scale
-  per value mapped to its table (as in CompressAI).
-- ``CategoricalPrior``: a pmf over a finite alphabet, fitted from counts, e.g. codebook
-  indices of a vector quantizer.
+
+The conditional (hyperprior) and categorical members of the family come with the image
+codec; the audio codec's code prior lives in ``jaxcodec.audio.prior``.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec.entropy.tables import DISTRIBUTIONS, CodingTables, tables_from_distribution, tables_from_pmf
+from jaxcodec.entropy.tables import DISTRIBUTIONS, CodingTables, tables_from_distribution
 
 LIKELIHOOD_BOUND = 1e-9
 _LOG2E = 1.4426950408889634
@@ -66,51 +65,3 @@ class ContinuousPrior:
 
     def tables(self, scales: np.ndarray, locs: np.ndarray | float = 0.0) -> CodingTables:
         return tables_from_distribution(self.kind, np.asarray(scales, np.float64), locs)
-
-
-@dataclass(frozen=True)
-class GaussianConditional:
-    """Zero-mean Gaussians whose scale comes per value from a hyper-network (or side info).
-
-    Scales are snapped up to the nearest entry of a log-spaced table; only the table
-    index is needed to code, and the table is a pure function of (lo, hi, count).
-    """
-
-    lo: float = 0.11
-    hi: float = 256.0
-    count: int = 64
-
-    @property
-    def scale_table(self) -> np.ndarray:
-        return np.exp(np.linspace(np.log(self.lo), np.log(self.hi), self.count))
-
-    def bits(self, x: jax.Array, scale: jax.Array) -> jax.Array:
-        return bin_bits("gaussian", x, jnp.clip(scale, self.lo, self.hi))
-
-    def indexes(self, scale: np.ndarray) -> np.ndarray:
-        """Table index for each scale: the smallest table scale >= it (clipped)."""
-        idx = np.searchsorted(self.scale_table, np.asarray(scale, np.float64), side="left")
-        return np.clip(idx, 0, self.count - 1).astype(np.int32)
-
-    def tables(self) -> CodingTables:
-        return tables_from_distribution("gaussian", self.scale_table)
-
-
-@dataclass(frozen=True)
-class CategoricalPrior:
-    """A pmf over symbols 0..K-1 per context (rows); counts are smoothed by `alpha`."""
-
-    counts: np.ndarray  # [contexts, K] (or [K]) non-negative
-    alpha: float = 0.5
-
-    @property
-    def pmf(self) -> np.ndarray:
-        c = np.atleast_2d(np.asarray(self.counts, np.float64)) + self.alpha
-        return c / c.sum(axis=1, keepdims=True)
-
-    def bits(self, symbols: jax.Array, context: jax.Array | int = 0) -> jax.Array:
-        logp = jnp.log2(jnp.asarray(self.pmf, jnp.float32))
-        return -logp[context, symbols]
-
-    def tables(self) -> CodingTables:
-        return tables_from_pmf(self.pmf)

@@ -233,20 +233,16 @@ class INRDecoder(nnx.Module):
         return jnp.tanh(self.head(x)) * 0.5 + 0.5
 
 
-class INR(nnx.Module):
-    """A whole model: `code(frames, index)` gives each frame's code, `decoder` renders it."""
+def make_encoder(cfg: INRConfig, rngs: nnx.Rngs) -> ConvNeXtEncoder:
+    """HNeRV's frame encoder (used while fitting; never stored in files)."""
+    dims = (cfg.enc_dim,) * (len(cfg.enc_strides) - 1) + (cfg.code_dim,)
+    return ConvNeXtEncoder(cfg.enc_strides, dims, rngs=rngs)
 
-    def __init__(self, cfg: INRConfig, *, rngs: nnx.Rngs):
-        self.cfg = cfg
-        dims = (cfg.enc_dim,) * (len(cfg.enc_strides) - 1) + (cfg.code_dim,)
-        self.encoder = ConvNeXtEncoder(cfg.enc_strides, dims, rngs=rngs) if cfg.kind == "hnerv" else None
-        self.decoder = INRDecoder(cfg, rngs=rngs)
 
-    def code(self, frames: jax.Array | None, index: jax.Array) -> jax.Array:
-        if self.cfg.kind == "hnerv":
-            return self.encoder(frames)
-        pe = positional_encoding(index / self.cfg.frames, self.cfg.pe_base, self.cfg.pe_levels)
-        return pe[:, None, None, :]
+def nerv_code(cfg: INRConfig, index: jax.Array) -> jax.Array:
+    """NeRV's frame code [N, 1, 1, code_dim]: the positional encoding of t / T as a 1x1 'image'."""
+    pe = positional_encoding(index / cfg.frames, cfg.pe_base, cfg.pe_levels)
+    return pe[:, None, None, :]
 
 
 def decoder_param_count(cfg: INRConfig) -> int:
@@ -261,5 +257,5 @@ def stored_param_count(cfg: INRConfig) -> int:
     return decoder_param_count(cfg) + embed
 
 
-__all__ = ["INR", "INRConfig", "INRDecoder", "KINDS", "choose_grid", "decoder_param_count",
-           "hnerv_config", "nerv_config", "stored_param_count", "field"]
+__all__ = ["INRConfig", "INRDecoder", "KINDS", "choose_grid", "decoder_param_count", "hnerv_config",
+           "make_encoder", "nerv_code", "nerv_config", "stored_param_count", "field"]

@@ -57,6 +57,7 @@ def run_point(frames, fps, model: str, params: float, args, out: Path) -> dict:
             "epochs": args.epochs, "lambda": args.lam, "bytes": size, "bpp": 8 * size / frames[..., 0].size,
             "psnr": m["psnr"], "ms_ssim": m["ms_ssim"], "train_psnr_last_epoch": hist[-1]["psnr"],
             "encode_s": encode_s, "s_per_epoch": result.train_seconds / args.epochs,
+            "bits_per_param": 8 * size / stored_param_count(result.config),
             "decode_fps": len(frames) / decode_s, "device": jax.devices()[0].device_kind}
 
 
@@ -70,7 +71,7 @@ def plot(points: list[dict], baselines: dict, path: Path, title: str) -> None:
         print("(matplotlib not installed: no plot; pip install 'jaxcodec[bench]')")
         return
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for model, style in (("hnerv", "o-"), ("nerv", "s-")):
+    for model, style in (("hinerv", "D-"), ("hnerv", "o-"), ("nerv", "s-")):
         pts = sorted((p for p in points if p["model"] == model), key=lambda p: p["bpp"])
         if pts:
             ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], style, label=f"{model.upper()} + EC (ours)")
@@ -106,7 +107,7 @@ def main() -> None:
     ap.add_argument("--lambda", dest="lam", type=float, default=0.002)
     ap.add_argument("--batch-size", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="hnerv,nerv")
+    ap.add_argument("--models", default="hinerv,hnerv,nerv", help="families to fit (hinerv, hnerv, nerv)")
     ap.add_argument("--params", default=None, help="comma-separated sizes, e.g. 0.1M,0.2M (default per size)")
     ap.add_argument("--nerv-params", default=None, help="sizes for NeRV (default: same as --params)")
     ap.add_argument("--crfs", default="18,22,26,30,34,38,42")
@@ -160,15 +161,16 @@ def main() -> None:
 
     print(f"\nBig Buck Bunny, 1280x640 center crop at {w}x{h}, {len(frames)} frames; ours: {args.epochs} epochs, "
           f"lambda {args.lam}, device {jax.devices()[0].device_kind}\n")
-    print("| codec | size | params | bpp | PSNR dB | MS-SSIM | encode s | s/epoch | decode fps |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| codec | size | params | bpp | bits/param | PSNR dB | MS-SSIM | encode s | s/epoch | decode fps |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for p in sorted(points, key=lambda p: (p["model"], p["bpp"])):
+        bpp_param = p.get("bits_per_param", 8 * p["bytes"] / p["params"])
         print(f"| {p['model'].upper()} + EC | {p['params_budget'] / 1e6:g}M | {p['params']:,} | {p['bpp']:.4f} "
-              f"| {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.0f} | {p['s_per_epoch']:.2f} "
-              f"| {p['decode_fps']:.1f} |")
+              f"| {bpp_param:.2f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | {p['encode_s']:.0f} "
+              f"| {p['s_per_epoch']:.2f} | {p['decode_fps']:.1f} |")
     for name, pts in baselines.items():
         for p in sorted(pts, key=lambda p: p["bpp"]):
-            print(f"| {name} medium | crf {p['crf']} | - | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} "
+            print(f"| {name} medium | crf {p['crf']} | - | {p['bpp']:.4f} | - | {p['psnr']:.2f} | {p['ms_ssim']:.4f} "
                   f"| {p['encode_s']:.2f} | - | - |")
 
     if w == 1280 and h == 640:
@@ -184,29 +186,37 @@ def main() -> None:
                   f"| {h_.get('train_psnr_last_epoch', float('nan')):.2f} | {h_.get('psnr', float('nan')):.2f} "
                   f"| {PAPER_NERV_PSNR.get(size, float('nan')):.2f} | {n_.get('psnr', float('nan')):.2f} |")
 
-    curves = {m: [p for p in points if p["model"] == m] for m in ("hnerv", "nerv")}
+    curves = {m: [p for p in points if p["model"] == m] for m in args.models.split(",")}
     print("\n| ours | against | BD-rate % | BD-PSNR dB |")
     print("|---|---|---|---|")
-    summary = {}
+    bd: dict[tuple[str, str], float] = {}
+    refs = {**baselines, **{m.upper(): pts for m, pts in curves.items()}}
     for model, pts in curves.items():
         if len(pts) < 4:
             continue
-        for name, ref in baselines.items():
-            r, q = bd_or_nan(bd_rate, ref, pts), bd_or_nan(bd_quality, ref, pts)
-            print(f"| {model.upper()} | {name} medium | {r:+.1f} | {q:+.2f} |")
-            if model == "hnerv":
-                summary[name] = r
-    if len(curves["hnerv"]) >= 2 and curves["nerv"]:
-        hn = curves["hnerv"]
-        at_nerv = [(quality_at_rate([x["bpp"] for x in hn], [x["psnr"] for x in hn], p["bpp"]), p["psnr"])
-                   for p in curves["nerv"]]
-        above = [q > psnr for q, psnr in at_nerv if not np.isnan(q)]
-        print(f"\nHNeRV above NeRV at every NeRV bpp inside HNeRV's range: {all(above)} "
-              f"({sum(above)}/{len(above)} points compared)")
+        for name, ref in refs.items():
+            if name == model.upper() or len(ref) < 4:
+                continue
+            bd[model, name] = r = bd_or_nan(bd_rate, ref, pts)
+            print(f"| {model.upper()} | {name}{' medium' if name in baselines else ''} | {r:+.1f} "
+                  f"| {bd_or_nan(bd_quality, ref, pts):+.2f} |")
+    # every pair of families at the same parameter budget: PSNR and rate side by side
+    by_size = {}
+    for p in points:
+        by_size.setdefault(p["params_budget"], {})[p["model"]] = p
+    print("\n| size | " + " | ".join(f"{m.upper()} bpp / PSNR" for m in curves) + " |")
+    print("|---|" + "---|" * len(curves))
+    for size, row in sorted(by_size.items()):
+        cells = [f"{row[m]['bpp']:.4f} / {row[m]['psnr']:.2f}" if m in row else "-" for m in curves]
+        print(f"| {size / 1e6:g}M | " + " | ".join(cells) + " |")
     plot(points, baselines, out / "rd.png", f"Big Buck Bunny {w}x{h}, {len(frames)} frames")
     print(f"\nplot: {out / 'rd.png'}")
-    print(f"summary: bd_rate_x264_pct={summary.get('x264', float('nan')):.1f} "
-          f"bd_rate_x265_pct={summary.get('x265', float('nan')):.1f} points={len(curves['hnerv'])}")
+    best = next((m for m in ("hinerv", "hnerv", "nerv") if m in curves), "hnerv")
+    bits = [p.get("bits_per_param", 8 * p["bytes"] / p["params"]) for p in curves.get(best, [])]
+    nan = float("nan")
+    print(f"summary: bd_vs_hnerv_pct={bd.get((best, 'HNERV'), nan):.1f} "
+          f"bd_rate_x264_pct={bd.get((best, 'x264'), nan):.1f} bd_rate_x265_pct={bd.get((best, 'x265'), nan):.1f} "
+          f"bits_per_param={np.mean(bits) if bits else nan:.2f} points={len(curves.get(best, []))}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,10 @@ def run_atheris(runs: int) -> int:
     import atheris
 
     with atheris.instrument_imports():
+        from jaxcodec.codecs import load_codecs
         from jaxcodec.fixtures import FIXTURE_DIR, NAMES, outcome, repair_crcs
+
+        load_codecs()  # the codec modules load lazily: instrument them too
     corpus = tempfile.mkdtemp(prefix="jxc-corpus-")
     for name in NAMES:
         (__import__("pathlib").Path(corpus) / f"{name}.jxc").write_bytes((FIXTURE_DIR / f"{name}.jxc").read_bytes())

@@ -39,8 +39,8 @@ from jaxcodec.entropy import coder
 from jaxcodec.entropy.models import ContinuousPrior
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.inr import quant
-from jaxcodec.inr.models import (INRConfig, INRDecoder, hnerv_config, make_encoder, nerv_code, nerv_config,
-                                 stored_param_count)
+from jaxcodec.inr.models import (KINDS, INRConfig, frame_input, hinerv_config, hnerv_config, make_decoder,
+                                 make_encoder, nerv_config, stored_param_count)
 from jaxcodec.train import TrainConfig, Trainer
 from jaxcodec.train.trainer import prepare_run_folder
 
@@ -64,8 +64,8 @@ class EncodeOptions:
     grad_clip: float = 0.0  # global-norm clipping (0: off)
 
     def __post_init__(self) -> None:
-        if self.inr not in ("hnerv", "nerv"):
-            raise InputError(f"unknown network family {self.inr!r}: choose hnerv or nerv")
+        if self.inr not in KINDS:
+            raise InputError(f"unknown network family {self.inr!r}: choose one of {', '.join(KINDS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("--epochs and --batch-size must be at least 1")
         if not (math.isfinite(self.params) and self.params > 0 and math.isfinite(self.lam) and self.lam >= 0
@@ -75,7 +75,7 @@ class EncodeOptions:
             raise InputError("--resume needs the --workdir that holds the checkpoints")
 
     def model_config(self, height: int, width: int, frames: int) -> INRConfig:
-        make = hnerv_config if self.inr == "hnerv" else nerv_config
+        make = {"hnerv": hnerv_config, "nerv": nerv_config, "hinerv": hinerv_config}[self.inr]
         try:
             return make(height, width, frames, self.params)
         except ValueError as exc:
@@ -98,7 +98,7 @@ class EncodeResult:
 @functools.lru_cache(maxsize=8)
 def _decoder_parts(cfg: INRConfig):
     """Graph, abstract leaves (shapes) and tree structure of a config's decoder."""
-    graph, state = nnx.split(nnx.eval_shape(lambda: INRDecoder(cfg, rngs=nnx.Rngs(0))))
+    graph, state = nnx.split(nnx.eval_shape(lambda: make_decoder(cfg, nnx.Rngs(0))))
     leaves, treedef = jax.tree_util.tree_flatten(state)
     return graph, leaves, treedef
 
@@ -117,7 +117,7 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
     out = np.empty((cfg.frames, height, width, 3), np.uint8)
     for i in range(0, cfg.frames, RENDER_BATCH):
         idx = np.arange(i, i + RENDER_BATCH) % cfg.frames  # full batches: one compiled shape
-        code = nerv_code(cfg, jnp.asarray(idx, jnp.float32)) if embeddings is None else jnp.asarray(embeddings[idx])
+        code = frame_input(cfg, jnp.asarray(idx, jnp.float32)) if embeddings is None else jnp.asarray(embeddings[idx])
         frames = np.asarray(_render(graph, treedef, dev_leaves, code))
         n = min(RENDER_BATCH, cfg.frames - i)
         out[i:i + n] = frames[:n, :height, :width]
@@ -143,7 +143,7 @@ def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, he
             code, ebits = quant.fake_quant_embeddings(code, params["embed_log_step"], ke)
             ebits = ebits * (cfg.frames / frames.shape[0])  # this batch stands for all frames
         else:
-            code, ebits = nerv_code(cfg, index.astype(jnp.float32)), 0.0
+            code, ebits = frame_input(cfg, index.astype(jnp.float32)), 0.0
         out = decoder(code)
         mse = jnp.sum(jnp.square(out - frames) * valid) / (frames.shape[0] * height * width * 3)
         bpp = (wbits + ebits) / pixels
@@ -166,7 +166,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
     t, h, w = frames.shape[:3]
     cfg = opts.model_config(h, w, t)
     rngs = nnx.Rngs(opts.seed)
-    dec_graph, dec_state = nnx.split(INRDecoder(cfg, rngs=rngs))
+    dec_graph, dec_state = nnx.split(make_decoder(cfg, rngs))
     dec_leaves, dec_treedef = jax.tree_util.tree_flatten(dec_state)
     params: dict[str, Any] = {"decoder": dec_state, "log_steps": quant.init_log_steps(dec_leaves)}
     enc_graph = None
@@ -402,7 +402,9 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                    help="video: center crop before resizing")
     g.add_argument("--size", type=cli_type(parse_size), default=None, metavar="WxH",
                    help="video: resize (area average when shrinking)")
-    g.add_argument("--inr", choices=["hnerv", "nerv"], default="hnerv", help="video: network family (default: hnerv)")
+    g.add_argument("--inr", choices=list(KINDS), default="hnerv",
+                   help="video: network family: hnerv (per-frame embeddings), nerv (frame index), hinerv "
+                        "(hierarchical grids + ConvNeXt; default: hnerv)")
     g.add_argument("--params", type=cli_type(parse_count), default=0.3e6,
                    help="video: stored parameters (decoder + HNeRV embeddings), e.g. 0.3M; sets the rate "
                         "(default: 0.3M)")

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxcodec.inr.layers import _trunc02
+from jaxcodec.inr.layers import ConvNeXtBlock
 
 
 def _temporal_lerp(grid: jax.Array, t: jax.Array, frames: int) -> jax.Array:
@@ -35,20 +35,8 @@ def _temporal_lerp(grid: jax.Array, t: jax.Array, frames: int) -> jax.Array:
     return grid[lo] * (1 - w) + grid[hi] * w
 
 
-class Block(nnx.Module):
-    """ConvNeXt block: depthwise k x k, LayerNorm, MLP x4 with GELU, layer scale, residual."""
-
-    def __init__(self, dim: int, kernel: int, *, rngs: nnx.Rngs):
-        self.dwconv = nnx.Conv(dim, dim, (kernel, kernel), padding="SAME", feature_group_count=dim,
-                               kernel_init=_trunc02, rngs=rngs)
-        self.norm = nnx.LayerNorm(dim, epsilon=1e-6, rngs=rngs)
-        self.fc1 = nnx.Linear(dim, 4 * dim, kernel_init=_trunc02, rngs=rngs)
-        self.fc2 = nnx.Linear(4 * dim, dim, kernel_init=_trunc02, rngs=rngs)
-        self.gamma = nnx.Param(jnp.full((dim,), 0.1, jnp.float32))
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.fc2(jax.nn.gelu(self.fc1(self.norm(self.dwconv(x))), approximate=True))
-        return x + self.gamma[...] * y
+def Block(dim: int, kernel: int, *, rngs: nnx.Rngs) -> ConvNeXtBlock:
+    return ConvNeXtBlock(dim, kernel, layer_scale=0.1, exact_gelu=False, rngs=rngs)
 
 
 class HiNeRVDecoder(nnx.Module):

@@ -49,19 +49,42 @@ class LayerNorm2d(nnx.Module):
 _trunc02 = nnx.initializers.truncated_normal(stddev=0.02)
 
 
-class ConvNeXtBlock(nnx.Module):
-    """Depthwise 7x7, LayerNorm, MLP x4 with GELU, layer scale 1e-6, residual."""
+class DepthwiseConv(nnx.Module):
+    """A k x k depthwise convolution ('SAME' zero padding) written as a sum of shifted
+    slices: XLA fuses it, forward and backward, and on CPU its gradient is about 2x
+    faster than the grouped convolution's (measured at 160x80x22, k = 5)."""
 
-    def __init__(self, dim: int, *, rngs: nnx.Rngs):
-        self.dwconv = nnx.Conv(dim, dim, (7, 7), padding="SAME", feature_group_count=dim,
-                               kernel_init=_trunc02, rngs=rngs)
+    def __init__(self, dim: int, kernel: int, *, rngs: nnx.Rngs):
+        self.kernel = nnx.Param(_trunc02(rngs.params(), (kernel, kernel, 1, dim)))
+        self.bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel[...]
+        kh, kw = k.shape[:2]
+        h, w = x.shape[1:3]
+        xp = jnp.pad(x, ((0, 0), (kh // 2, (kh - 1) // 2), (kw // 2, (kw - 1) // 2), (0, 0)))
+        out = sum(xp[:, i:i + h, j:j + w] * k[i, j, 0] for i in range(kh) for j in range(kw))
+        return out + self.bias[...]
+
+
+class ConvNeXtBlock(nnx.Module):
+    """Depthwise k x k, LayerNorm, MLP x4 with GELU, layer scale, residual.
+
+    HNeRV's encoder uses k = 7, layer scale 1e-6 and exact GELU; HiNeRV's stages a
+    smaller kernel, a larger initial layer scale and the tanh GELU (cheaper on CPU).
+    """
+
+    def __init__(self, dim: int, kernel: int = 7, layer_scale: float = 1e-6, exact_gelu: bool = True, *,
+                 rngs: nnx.Rngs):
+        self.exact_gelu = exact_gelu
+        self.dwconv = DepthwiseConv(dim, kernel, rngs=rngs)
         self.norm = nnx.LayerNorm(dim, epsilon=1e-6, rngs=rngs)
         self.fc1 = nnx.Linear(dim, 4 * dim, kernel_init=_trunc02, rngs=rngs)
         self.fc2 = nnx.Linear(4 * dim, dim, kernel_init=_trunc02, rngs=rngs)
-        self.gamma = nnx.Param(jnp.full((dim,), 1e-6, jnp.float32))
+        self.gamma = nnx.Param(jnp.full((dim,), layer_scale, jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.fc2(jax.nn.gelu(self.fc1(self.norm(self.dwconv(x))), approximate=False))
+        y = self.fc2(jax.nn.gelu(self.fc1(self.norm(self.dwconv(x))), approximate=not self.exact_gelu))
         return x + self.gamma[...] * y
 
 

@@ -30,7 +30,7 @@ from flax import nnx
 from jaxcodec.errors import BitstreamError
 from jaxcodec.inr.layers import ConvNeXtEncoder, UpBlock, positional_encoding
 
-KINDS = ("hnerv", "nerv")
+KINDS = ("hnerv", "nerv", "hinerv")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class INRConfig:
     enc_dim: int = 64
     pe_base: float = 1.25
     pe_levels: int = 80
+    grid_frames: tuple[int, ...] = ()  # HiNeRV: temporal sizes of the base grids
+    grid_dim: int = 0  # HiNeRV: channels of each base grid
+    local_frames: int = 0  # HiNeRV: temporal size of each stage's local grid
+    depths: tuple[int, ...] = ()  # HiNeRV: ConvNeXt blocks at the base and after each upsampling
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -76,7 +80,11 @@ class INRConfig:
             enc_strides=cf.field_ints(d, "enc_strides", 0, 12, 1, 64, w) if "enc_strides" in d else (),
             enc_dim=cf.field_int(d, "enc_dim", 1, 4096, w) if "enc_dim" in d else 64,
             pe_base=cf.field_float(d, "pe_base", 1.0, 16.0, w) if "pe_base" in d else 1.25,
-            pe_levels=cf.field_int(d, "pe_levels", 1, 256, w) if "pe_levels" in d else 80)
+            pe_levels=cf.field_int(d, "pe_levels", 1, 256, w) if "pe_levels" in d else 80,
+            grid_frames=cf.field_ints(d, "grid_frames", 0, 8, 1, 1 << 16, w) if "grid_frames" in d else (),
+            grid_dim=cf.field_int(d, "grid_dim", 0, 1024, w) if "grid_dim" in d else 0,
+            local_frames=cf.field_int(d, "local_frames", 0, 1 << 16, w) if "local_frames" in d else 0,
+            depths=cf.field_ints(d, "depths", 0, 13, 0, 16, w) if "depths" in d else ())
         try:
             cfg.validate()
         except ValueError as exc:
@@ -95,6 +103,9 @@ class INRConfig:
             raise ValueError("NeRV's code_dim must be twice pe_levels")
         if self.kind == "hnerv" and int(np.prod(self.enc_strides)) * self.fc_hw[0] != self.height:
             raise ValueError("encoder strides must reduce the frame to the embedding size")
+        if self.kind == "hinerv" and not (self.grid_frames and self.grid_dim >= 1 and self.local_frames >= 1
+                                          and len(self.depths) == len(self.strides) + 1):
+            raise ValueError("HiNeRV needs base grids, local grids and a depth per stage (plus the base)")
 
     @property
     def embedding_shape(self) -> tuple[int, int, int]:
@@ -206,6 +217,45 @@ def nerv_config(height: int, width: int, frames: int, params: float, *, pe_level
     return cfg
 
 
+def hinerv_config(height: int, width: int, frames: int, params: float, *, reduce: float = 1.6,
+                  lower_width: int = 12, depths: tuple[int, ...] = (0, 3, 3, 3, 1), kernel: int = 5,
+                  grid_share: float = 0.25) -> INRConfig:
+    """A HiNeRV-class model sized so grids + network hold about `params` parameters.
+
+    Upsampling 5, 2, 2, 2 (HiNeRV's Bunny scales) from a base grid 1/40 of the frame
+    (fewer stages for small frames); about `grid_share` of the budget goes to the
+    temporal grids, the rest to the ConvNeXt stages, whose base width is solved for.
+    """
+    from jaxcodec.inr.hinerv import grid_frames
+
+    strides, ph, pw = choose_grid(height, width, short_cells=max(1, round(min(height, width) / 40)), stages=4)
+    strides = tuple(s for s in strides if s > 1) or (1,)
+    total = int(np.prod(strides))
+    fc_hw = (ph // total, pw // total)
+    depths = tuple(depths[:len(strides) + 1])
+    base_frames = grid_frames(frames)
+    local_frames = max(2, math.ceil(frames / 8))
+
+    def build(fc_dim: int, grid_dim: int) -> INRConfig:
+        widths = _widths(fc_dim, len(strides), reduce, lower_width)
+        return INRConfig("hinerv", ph, pw, frames, fc_dim, fc_hw, strides, (kernel,) * len(strides), widths,
+                         code_dim=1, grid_frames=base_frames, grid_dim=grid_dim, local_frames=local_frames,
+                         depths=depths)
+
+    cells = fc_hw[0] * fc_hw[1] * sum(base_frames)
+    grid_dim = int(min(64, max(2, round(grid_share * params / 2 / cells))))  # half the grid share: base grids
+    lo, hi = 4, 2048
+    while lo < hi:  # the largest base width that fits the budget
+        mid = (lo + hi + 1) // 2
+        if decoder_param_count(build(mid, grid_dim)) <= params:
+            lo = mid
+        else:
+            hi = mid - 1
+    cfg = build(lo, grid_dim)
+    cfg.validate()
+    return cfg
+
+
 # ---------------------------------------------------------------------------------------
 # modules
 
@@ -239,6 +289,20 @@ def make_encoder(cfg: INRConfig, rngs: nnx.Rngs) -> ConvNeXtEncoder:
     return ConvNeXtEncoder(cfg.enc_strides, dims, rngs=rngs)
 
 
+def make_decoder(cfg: INRConfig, rngs: nnx.Rngs) -> nnx.Module:
+    """The stored network of any family (what a file holds, and all a decoder needs)."""
+    if cfg.kind == "hinerv":
+        from jaxcodec.inr.hinerv import HiNeRVDecoder
+
+        return HiNeRVDecoder(cfg, rngs=rngs)
+    return INRDecoder(cfg, rngs=rngs)
+
+
+def frame_input(cfg: INRConfig, index: jax.Array) -> jax.Array:
+    """What the decoder of an index-driven family (NeRV, HiNeRV) takes for frames `index`."""
+    return index.astype(jnp.float32) if cfg.kind == "hinerv" else nerv_code(cfg, index)
+
+
 def nerv_code(cfg: INRConfig, index: jax.Array) -> jax.Array:
     """NeRV's frame code [N, 1, 1, code_dim]: the positional encoding of t / T as a 1x1 'image'."""
     pe = positional_encoding(index / cfg.frames, cfg.pe_base, cfg.pe_levels)
@@ -246,8 +310,8 @@ def nerv_code(cfg: INRConfig, index: jax.Array) -> jax.Array:
 
 
 def decoder_param_count(cfg: INRConfig) -> int:
-    """Stored decoder parameters (stem, blocks, head), without the encoder."""
-    _, state = nnx.split(nnx.eval_shape(lambda: INRDecoder(cfg, rngs=nnx.Rngs(0))))
+    """Stored decoder parameters (grids, stem, blocks, head), without HNeRV's encoder."""
+    _, state = nnx.split(nnx.eval_shape(lambda: make_decoder(cfg, nnx.Rngs(0))))
     return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(state)))
 
 
@@ -257,5 +321,6 @@ def stored_param_count(cfg: INRConfig) -> int:
     return decoder_param_count(cfg) + embed
 
 
-__all__ = ["INRConfig", "INRDecoder", "KINDS", "choose_grid", "decoder_param_count", "hnerv_config",
-           "make_encoder", "nerv_code", "nerv_config", "stored_param_count", "field"]
+__all__ = ["INRConfig", "INRDecoder", "KINDS", "choose_grid", "decoder_param_count", "frame_input",
+           "hinerv_config", "hnerv_config", "make_decoder", "make_encoder", "nerv_code", "nerv_config",
+           "stored_param_count", "field"]

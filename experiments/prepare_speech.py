@@ -16,7 +16,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from jaxcodec.data.media import ffmpeg_exe
+from jaxcodec.data.media import FFMPEG_INPUT_FORMAT, run_ffmpeg
 
 PACKAGE = "asterisk-core-sounds-en-g722"
 
@@ -48,8 +48,8 @@ def main() -> None:
             split = "eval" if held_out(name) else "train"
             dst = out / split / f"{name}.flac"
             dst.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "g722", "-i", str(f), "-ac", "1",
-                            "-ar", "16000", "-sample_fmt", "s16", str(dst)], check=True)
+            run_ffmpeg(["-y", *FFMPEG_INPUT_FORMAT[".g722"], "-i", str(f), "-ac", "1", "-ar", "16000",
+                        "-sample_fmt", "s16", str(dst)], what=f"cannot convert {f}")
             counts[split] += 1
     print(f"{counts['train']} training and {counts['eval']} held-out prompts in {out}/")
 

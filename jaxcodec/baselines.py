@@ -7,7 +7,6 @@ baselines slightly. Video is coded as 4:2:0, what these encoders are normally us
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcodec.data.media import ffmpeg_exe
+from jaxcodec.data.media import run_ffmpeg
 from jaxcodec.errors import InputError
 from jaxcodec.metrics import frame_metrics
 
@@ -42,19 +41,17 @@ def run_x26x(frames: np.ndarray, codec: str = "x264", crf: int = 28, preset: str
     if h % 2 or w % 2:
         raise InputError(f"4:2:0 baselines need even frame sizes, got {w}x{h}")
     lib, fmt = ENCODERS[codec]
-    exe = ffmpeg_exe()
     with tempfile.TemporaryDirectory() as tmp:
         stream = Path(tmp) / f"video.{fmt}"
         extra = ["-x265-params", "log-level=error"] if codec == "x265" else []
-        cmd = [exe, "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-               "-r", str(fps), "-i", "-", "-c:v", lib, "-preset", preset, "-crf", str(crf),
-               "-pix_fmt", "yuv420p", *extra, "-f", fmt, str(stream)]
         t0 = time.perf_counter()
-        subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True, capture_output=True)
+        run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", str(fps), "-i", "-",
+                    "-c:v", lib, "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", *extra, "-f", fmt,
+                    str(stream)], stdin=np.ascontiguousarray(frames).tobytes(), what=f"{codec} failed")
         seconds = time.perf_counter() - t0
         size = stream.stat().st_size
-        out = subprocess.run([exe, "-loglevel", "error", "-i", str(stream), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                             check=True, capture_output=True).stdout
+        out = run_ffmpeg(["-i", str(stream), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                         what=f"decoding the {codec} stream failed")
     decoded = np.frombuffer(out, np.uint8).reshape(-1, h, w, 3)[:t]
     if decoded.shape[0] != t:
         raise RuntimeError(f"{codec} returned {decoded.shape[0]} of {t} frames")
@@ -71,19 +68,18 @@ def run_opus(samples: np.ndarray, sample_rate: int, kbps: float) -> tuple[bytes,
     """Opus (libopus, application voip, in Ogg) at a target bitrate: (file bytes, decoded
     mono samples at `sample_rate` with the input's length, encode seconds, decode seconds).
     Both times include starting ffmpeg, as a user running the tool would pay it."""
-    exe = ffmpeg_exe()
     pcm = np.clip(np.asarray(samples, np.float32), -1, 1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "a.opus"
         t0 = time.perf_counter()
-        subprocess.run([exe, "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "-",
-                        "-c:a", "libopus", "-b:a", f"{kbps * 1000:.0f}", "-application", "voip", str(path)],
-                       input=pcm.tobytes(), check=True, capture_output=True)
+        run_ffmpeg(["-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "-", "-c:a", "libopus",
+                    "-b:a", f"{kbps * 1000:.0f}", "-application", "voip", str(path)], stdin=pcm.tobytes(),
+                   what="opus failed")
         seconds = time.perf_counter() - t0
         data = path.read_bytes()
         t0 = time.perf_counter()
-        out = subprocess.run([exe, "-loglevel", "error", "-i", str(path), "-f", "f32le", "-ar", str(sample_rate),
-                              "-ac", "1", "-"], check=True, capture_output=True).stdout
+        out = run_ffmpeg(["-i", str(path), "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-"],
+                         what="decoding the opus stream failed")
         decode_seconds = time.perf_counter() - t0
     decoded = np.frombuffer(out, np.float32)
     decoded = np.pad(decoded, (0, max(0, len(pcm) - len(decoded))))[:len(pcm)]

@@ -39,19 +39,6 @@ class Progress(Protocol):
     def note(self, text: str) -> None: ...
 
 
-class Quiet:
-    """A Progress that shows nothing (library use, tests, benchmarks)."""
-
-    def step(self, step: int, total: int) -> None:
-        pass
-
-    def log(self, record: dict[str, Any]) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
-
 @dataclass(frozen=True)
 class Command:
     """A CLI command of a codec: its flags, and what it does with them.
@@ -93,14 +80,12 @@ def load_codecs() -> dict[str, CodecEntry]:
     return dict(_REGISTRY)
 
 
-def options_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+def options_from_args(cls: type[T], args: argparse.Namespace) -> T:
     """An options dataclass from parsed flags whose dest names match its fields."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
-    return cls(**{**values, **overrides})
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
 
 
-_UNFORESEEN = (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError, OverflowError, RecursionError,
-               AttributeError, ArithmeticError)
+_UNFORESEEN = (LookupError, TypeError, ValueError, ArithmeticError, RecursionError, AttributeError)
 
 
 def decode_boundary(codec: str) -> Callable[[Callable[..., T]], Callable[..., T]]:

@@ -443,7 +443,10 @@ def _header(c: Container) -> dict:
 
 @decode_boundary(CODEC_ID)
 def decode_codes(model: AudioModel, c: Container) -> np.ndarray:
-    h = _header(c)
+    return _decode_codes(model, c, _header(c))
+
+
+def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
     if h["id"] != model.model_id:
         raise BitstreamError(f"this file was encoded with audio model {h['id']}; the model given is "
                              f"'{model.name}' ({model.model_id}): pass the matching --model")
@@ -461,7 +464,7 @@ def decode(model: AudioModel, c: Container) -> tuple[np.ndarray, int]:
     if not most - h["sr"] <= h["length"] <= most:  # encode() writes ceil(length / hop) frames
         raise BitstreamError(f"{CODEC_ID} header field 'length' ({h['length']}) disagrees with its "
                              f"{h['frames']} code frames")
-    codes = decode_codes(model, c)
+    codes = _decode_codes(model, c, h)
     chans = []
     for ch in range(h["channels"]):
         wav = resample(model.decode_codes(codes[ch]), model.sample_rate, h["sr"])

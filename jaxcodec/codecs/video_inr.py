@@ -569,6 +569,6 @@ def _decode_to(c: Container, output: Path, args: argparse.Namespace) -> str:
                                   overwrite=getattr(args, "overwrite", False))
 
 
-register(CodecEntry(CODEC_ID, "video as a quantized NeRV/HNeRV network", describe, _decode_to, evaluate,
+register(CodecEntry(CODEC_ID, "video as a quantized NeRV / HNeRV / HiNeRV network", describe, _decode_to, evaluate,
                     media="video", encode=Command(_add_encode_args, _encode_command),
                     add_decode_args=_add_decode_args))

@@ -15,8 +15,8 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from jaxcodec.errors import InputError
 
@@ -50,8 +50,9 @@ def ffmpeg_exe() -> str:
 
 def run_ffmpeg(args: list[str], *, stdin: bytes | None = None, what: str = "ffmpeg failed") -> bytes:
     """Run ffmpeg quietly; a failure becomes an InputError with ffmpeg's own last line."""
-    proc = subprocess.run([ffmpeg_exe(), "-nostdin" if stdin is None else "-hide_banner", "-loglevel", "error",
-                           *args], input=stdin, capture_output=True)
+    no_stdin = ["-nostdin"] if stdin is None else []  # ffmpeg must not wait for keys on a terminal
+    proc = subprocess.run([ffmpeg_exe(), *no_stdin, "-hide_banner", "-loglevel", "error", *args], input=stdin,
+                          capture_output=True)
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
         raise InputError(f"{what}: {lines[-1] if lines else f'ffmpeg exit status {proc.returncode}'}")

@@ -182,22 +182,22 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0, lossles
     if suffix not in VIDEO_OUTPUTS:
         raise InputError(f"cannot write {suffix} video: write {', '.join(VIDEO_OUTPUTS)} or a folder of PNG frames")
     t, h, w = frames.shape[:3]
+    kind = VIDEO_OUTPUTS[suffix]
     if suffix == ".y4m":
         codec = ["-pix_fmt", "yuv444p", "-strict", "-1", "-f", "yuv4mpegpipe"]
     elif suffix == ".gif":
         codec = ["-filter_complex", "split[a][b];[a]palettegen[p];[b][p]paletteuse", "-f", "gif"]
     elif lossless:
         codec = ["-c:v", "libx264rgb", "-crf", "0", "-preset", "medium", "-pix_fmt", "rgb24"]
+        kind = "lossless RGB H.264"
     else:
         codec = ["-c:v", "libx264", "-crf", "12", "-preset", "medium", "-pix_fmt", "yuv444p"]
+        kind = "H.264 4:4:4, crf 12"
     with atomic_path(path) as tmp:
         run_ffmpeg(["-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps:g}", "-i", "-",
                     *codec, str(tmp)], stdin=np.ascontiguousarray(frames).tobytes(), what=f"cannot write {path}")
         if tmp.stat().st_size == 0:
             raise InputError(f"ffmpeg wrote nothing to {path}")
-    kind = "lossless RGB H.264" if lossless and VIDEO_OUTPUTS[suffix] == "H.264" else VIDEO_OUTPUTS[suffix]
-    if kind == "H.264":
-        kind = "H.264 4:4:4, crf 12"
     return f"{t} frames to {path} ({kind}, {fps:g} fps)"
 
 

@@ -35,7 +35,8 @@ def _temporal_lerp(grid: jax.Array, t: jax.Array, frames: int) -> jax.Array:
     return grid[lo] * (1 - w) + grid[hi] * w
 
 
-def Block(dim: int, kernel: int, *, rngs: nnx.Rngs) -> ConvNeXtBlock:
+def _block(dim: int, kernel: int, rngs: nnx.Rngs) -> ConvNeXtBlock:
+    """HiNeRV's ConvNeXt block: layer scale 0.1 and the tanh GELU."""
     return ConvNeXtBlock(dim, kernel, layer_scale=0.1, exact_gelu=False, rngs=rngs)
 
 
@@ -49,13 +50,13 @@ class HiNeRVDecoder(nnx.Module):
         self.grids = nnx.List([nnx.Param(init(rngs.params(), (tg, h0, w0, cfg.grid_dim)) - 1e-2)
                                for tg in cfg.grid_frames])
         self.stem = nnx.Linear(cfg.grid_dim * len(cfg.grid_frames), cfg.fc_dim, rngs=rngs)
-        self.base = nnx.List([Block(cfg.fc_dim, cfg.kernels[0], rngs=rngs) for _ in range(cfg.depths[0])])
+        self.base = nnx.List([_block(cfg.fc_dim, cfg.kernels[0], rngs) for _ in range(cfg.depths[0])])
         self.proj, self.local, self.stages = nnx.List(), nnx.List(), nnx.List()
         cin = cfg.fc_dim
         for i, (s, w) in enumerate(zip(cfg.strides, cfg.widths)):
             self.proj.append(nnx.Linear(cin, w, rngs=rngs))
             self.local.append(nnx.Param(init(rngs.params(), (cfg.local_frames, s, s, w)) - 1e-2))
-            self.stages.append(nnx.List([Block(w, cfg.kernels[i], rngs=rngs) for _ in range(cfg.depths[i + 1])]))
+            self.stages.append(nnx.List([_block(w, cfg.kernels[i], rngs) for _ in range(cfg.depths[i + 1])]))
             cin = w
         self.head = nnx.Linear(cin, 3, rngs=rngs)
 

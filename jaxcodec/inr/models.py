@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxcodec import container as cf
 from jaxcodec.errors import BitstreamError
 from jaxcodec.inr.layers import ConvNeXtEncoder, UpBlock, positional_encoding
 
@@ -62,8 +63,6 @@ class INRConfig:
     @staticmethod
     def from_json(d: dict) -> INRConfig:
         """A config read from a file: every field type- and range-checked (BitstreamError)."""
-        from jaxcodec import container as cf
-
         w = "video-inr model"
         if not isinstance(d, dict) or not set(d) <= {f.name for f in dataclasses.fields(INRConfig)}:
             raise BitstreamError(f"{w} config has unknown or missing fields")

@@ -179,7 +179,10 @@ class Trainer:
             raise ValueError(f"batch size {lead} must be a multiple of the {n} local devices")
         return jax.device_put(batch, self.batch_sharding)
 
-    def _log_epoch(self, epoch: int, sums: dict[str, jax.Array], count: int, t0: float) -> None:
+    def _log_epoch(self, epoch: int, t0: float) -> None:
+        """One metrics.jsonl record: the means over the epoch's steps (then the sums restart)."""
+        sums, count = self._sums, self._count
+        self._sums, self._count = {}, 0
         record: dict[str, Any] = {"epoch": epoch, "step": self.step,
                                   "lr": float(self.schedule(self.step - 1)), "time_s": round(time.perf_counter() - t0, 3)}
         record.update({k: float(v) / count for k, v in sums.items()})
@@ -213,8 +216,7 @@ class Trainer:
                 if self.on_step is not None:
                     self.on_step(self.step, self.cfg.steps)
                 if self.step % self.cfg.steps_per_epoch == 0 or self.step == self.cfg.steps:
-                    self._log_epoch(-(-self.step // self.cfg.steps_per_epoch), self._sums, self._count, t0)
-                    self._sums, self._count = {}, 0
+                    self._log_epoch(-(-self.step // self.cfg.steps_per_epoch), t0)
                 if self._manager is not None and self.cfg.checkpoint_every and \
                         self.step % self.cfg.checkpoint_every == 0 and self.step < self.cfg.steps:
                     self.save()

@@ -151,3 +151,19 @@ def test_batch_must_split_over_devices():
     """)
     assert out.returncode == 0, out.stderr
     assert "refused: batch size 3 must be a multiple of the 2 local devices" in out.stdout
+
+
+def test_lr_scale_speeds_up_or_freezes_a_parameter_group():
+    """A group's updates are multiplied by its lr_scale (Adam's first step moves each weight by ~lr)."""
+    import jax
+    from jaxcodec.train.trainer import make_optimizer
+
+    params = {"fast": jnp.ones(3), "slow": jnp.ones(3), "frozen": jnp.ones(3), "plain": jnp.ones(3)}
+    grads = jax.tree.map(jnp.ones_like, params)
+    tx = make_optimizer(TrainConfig(steps=10, lr=1e-2, warmup=0.0, grad_clip=1.0,
+                                    lr_scale=(("fast", 10.0), ("slow", 0.1), ("frozen", 0.0))))
+    updates, _ = tx.update(grads, tx.init(params), params)
+    moved = {k: float(-v[0]) for k, v in updates.items()}
+    assert moved["plain"] == pytest.approx(1e-2, rel=1e-3)
+    assert moved["fast"] == pytest.approx(1e-1, rel=1e-3) and moved["slow"] == pytest.approx(1e-3, rel=1e-3)
+    assert moved["frozen"] == 0.0

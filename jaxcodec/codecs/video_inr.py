@@ -41,6 +41,7 @@ from jaxcodec.entropy import coder
 from jaxcodec.entropy.models import ContinuousPrior
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.inr import quant
+from jaxcodec.inr.hinerv import render_patch, tile_offsets, window_plan
 from jaxcodec.inr.models import (KINDS, INRConfig, frame_input, hinerv_config, hnerv_config, make_decoder,
                                  make_encoder, nerv_config, stored_param_count)
 from jaxcodec.train import TrainConfig, Trainer
@@ -53,7 +54,10 @@ RENDER_BATCH = 8
 # (peak lr, gradient clip) per family: HNeRV's recipe; HiNeRV's is 2e-3 with clip 1, and 3e-3 beat
 # 1e-3 by 0.8 dB on 32 Bunny frames at 0.1M / 30 epochs here.
 FAMILY_TRAINING = {"hnerv": (1e-3, 0.0), "nerv": (1e-3, 0.0), "hinerv": (3e-3, 1.0)}
-BITS_PER_PARAM = 6.5  # what files spend per stored parameter at lambda 0.002 (bench_video_rd): sizes --bpp
+# peak learning rate of the log quantization steps: they must travel ~1-2 (a factor 3-6 from their
+# 7-bit start) to where lambda puts them, even in a short fit (30 epochs moved them by 0.08 at 1e-3)
+STEP_LR = 1e-2
+BITS_PER_PARAM = 5.5  # what files spend per stored parameter at lambda 0.002 with learned steps: sizes --bpp
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class EncodeOptions:
     prune_epochs: int = 0  # fine-tuning epochs with the pruning mask fixed
     prune_lr: float = 0.1  # their learning rate, relative to --lr
     bpp: float | None = None  # target rate: sizes the network (overrides params) and sets the export steps
+    patch: tuple[int, int] | None = None  # HiNeRV: train on (width, height) patches that tile the frames
 
     def __post_init__(self) -> None:
         if self.inr not in KINDS:
@@ -87,6 +92,8 @@ class EncodeOptions:
             raise InputError("--params and --lr must be positive, --lambda and --grad-clip non-negative")
         if self.resume and not self.workdir:
             raise InputError("--resume needs the --workdir that holds the checkpoints")
+        if self.patch is not None and self.inr != "hinerv":
+            raise InputError("--patch trains HiNeRV on patches; nerv and hnerv train on whole frames")
 
     def for_video(self, frames: int, height: int, width: int) -> EncodeOptions:
         """These options with --params set from --bpp (when given) for this video."""
@@ -123,24 +130,33 @@ def _decoder_parts(cfg: INRConfig):
     return graph, leaves, treedef
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _render(graph, treedef, leaves, code):
-    out = nnx.merge(graph, jax.tree_util.tree_unflatten(treedef, leaves))(code)
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _render(graph, treedef, plan, leaves, code, offset):
+    model = nnx.merge(graph, jax.tree_util.tree_unflatten(treedef, leaves))
+    out = model(code) if plan is None else model(code, plan, offset)
     return jnp.round(jnp.clip(out, 0.0, 1.0) * 255.0).astype(jnp.uint8)
 
 
 def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | None,
            height: int, width: int) -> np.ndarray:
-    """Frames [T, height, width, 3] uint8 from dequantized decoder weights (and codes)."""
+    """Frames [T, height, width, 3] uint8 from dequantized decoder weights (and codes);
+    large HiNeRV frames in patches (the same on both sides of the file)."""
     graph, _, treedef = _decoder_parts(cfg)
     dev_leaves = [jnp.asarray(x) for x in leaves]
+    patch = render_patch(cfg) if cfg.kind == "hinerv" else None
+    plan = None if patch is None else window_plan(cfg, patch)
+    tiles = np.zeros((1, 2), np.int32) if patch is None else tile_offsets(cfg.height, cfg.width, patch)
+    ph, pw = patch or (cfg.height, cfg.width)
     out = np.empty((cfg.frames, height, width, 3), np.uint8)
+    full = np.empty((RENDER_BATCH, cfg.height, cfg.width, 3), np.uint8)
     for i in range(0, cfg.frames, RENDER_BATCH):
         idx = np.arange(i, i + RENDER_BATCH) % cfg.frames  # full batches: one compiled shape
         code = frame_input(cfg, jnp.asarray(idx, jnp.float32)) if embeddings is None else jnp.asarray(embeddings[idx])
-        frames = np.asarray(_render(graph, treedef, dev_leaves, code))
+        for y, x in tiles:
+            offset = jnp.asarray(np.tile([[y, x]], (RENDER_BATCH, 1)), jnp.int32)
+            full[:, y:y + ph, x:x + pw] = np.asarray(_render(graph, treedef, plan, dev_leaves, code, offset))
         n = min(RENDER_BATCH, cfg.frames - i)
-        out[i:i + n] = frames[:n, :height, :width]
+        out[i:i + n] = full[:n, :height, :width]
     return out
 
 
@@ -149,9 +165,9 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
 
 
 def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, height: int, width: int,
-               masks: list[jax.Array] | None = None):
-    valid = np.zeros((cfg.height, cfg.width, 1), np.float32)
-    valid[:height, :width] = 1.0
+               masks: list[jax.Array] | None = None, plan=None):
+    """MSE over the batch's valid pixels (of whole frames, or of patches with `plan`) plus
+    lam * bits per pixel of everything stored."""
     pixels = float(height * width * cfg.frames)
 
     def loss_fn(params, batch, key, step):
@@ -168,8 +184,9 @@ def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, he
             ebits = ebits * (cfg.frames / frames.shape[0])  # this batch stands for all frames
         else:
             code, ebits = frame_input(cfg, index.astype(jnp.float32)), 0.0
-        out = decoder(code)
-        mse = jnp.sum(jnp.square(out - frames) * valid) / (frames.shape[0] * height * width * 3)
+        out = decoder(code) if plan is None else decoder(code, plan, batch["offset"])
+        valid = batch["valid"][..., None]
+        mse = jnp.sum(jnp.square(out - frames) * valid) / (jnp.sum(valid) * 3)
         bpp = (wbits + ebits) / pixels
         return mse + lam * bpp, {"psnr": -10 * jnp.log10(jnp.maximum(mse, 1e-12)), "bpp": bpp, "mse": mse}
 
@@ -202,13 +219,24 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
     batch, devices = min(opts.batch_size, t), len(jax.local_devices())
     if batch < 1 or batch % devices:
         raise InputError(f"batch size {batch} must be a positive multiple of the {devices} devices")
-    steps_per_epoch = -(-t // batch)
+    valid = np.zeros((cfg.height, cfg.width), np.float32)
+    valid[:h, :w] = 1.0  # the padding to the network's size is not scored
+    plan, tiles, (ph, pw) = None, np.zeros((1, 2), np.int32), (cfg.height, cfg.width)
+    if opts.patch is not None:
+        ph, pw = min(opts.patch[1], cfg.height), min(opts.patch[0], cfg.width)
+        plan, tiles = window_plan(cfg, (ph, pw)), tile_offsets(cfg.height, cfg.width, (ph, pw))
+    units = t * len(tiles)  # an epoch visits every patch of every frame once
+    steps_per_epoch = -(-units // batch)
 
     def sampler(step: int) -> dict[str, np.ndarray]:
         epoch, within = divmod(step, steps_per_epoch)
-        order = np.random.default_rng([opts.seed, epoch]).permutation(t)
-        idx = np.resize(order, steps_per_epoch * batch)[within * batch:(within + 1) * batch]
-        return {"frames": padded[idx], "index": idx.astype(np.int32)}
+        order = np.random.default_rng([opts.seed, epoch]).permutation(units)
+        unit = np.resize(order, steps_per_epoch * batch)[within * batch:(within + 1) * batch]
+        idx, (ys, xs) = unit // len(tiles), tiles[unit % len(tiles)].T
+        rows, cols = ys[:, None] + np.arange(ph), xs[:, None] + np.arange(pw)
+        return {"frames": padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]],
+                "valid": valid[rows[:, :, None], cols[:, None, :]],
+                "index": idx.astype(np.int32), "offset": tiles[unit % len(tiles)]}
 
     history: list[dict[str, Any]] = []
 
@@ -220,8 +248,9 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
     def stage(params, epochs: int, lr: float, workdir, masks=None, name: str = "fit"):
         tcfg = TrainConfig(steps=epochs * steps_per_epoch, lr=lr, steps_per_epoch=steps_per_epoch,
                            warmup=0.1 if name == "fit" else 0.0, checkpoint_every=opts.checkpoint_every,
-                           grad_clip=grad_clip, seed=opts.seed)
-        trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks), params, tcfg,
+                           grad_clip=grad_clip, seed=opts.seed,
+                           lr_scale=(("log_steps", STEP_LR / lr_fit), ("embed_log_step", STEP_LR / lr_fit)))
+        trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan), params, tcfg,
                           sampler, workdir=workdir, on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
         try:
             return trainer.run(resume=opts.resume)
@@ -229,7 +258,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
             trainer.close()
 
     family_lr, family_clip = FAMILY_TRAINING[cfg.kind]
-    lr = family_lr if opts.lr is None else opts.lr
+    lr = lr_fit = family_lr if opts.lr is None else opts.lr
     grad_clip = family_clip if opts.grad_clip is None else opts.grad_clip
     params = stage(params, opts.epochs, lr, opts.workdir)
     if opts.prune > 0:  # HiNeRV's stage 2: prune by magnitude, then fine-tune with the mask fixed
@@ -324,7 +353,7 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
     fitted = fit(frames, opts, on_step=on_step, on_log=on_log)
     seconds = time.perf_counter() - t0
     extra = {"model": opts.inr, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
-             "prune": opts.prune, "prune_epochs": opts.prune_epochs,
+             "prune": opts.prune, "prune_epochs": opts.prune_epochs, "patch": opts.patch,
              "lambda": opts.lam, "seed": opts.seed, "train_seconds": round(seconds, 2)}
     step_scale, emb = 1.0, None
     if opts.bpp is not None:
@@ -522,6 +551,9 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                         "then fine-tune for --prune-epochs with the mask fixed (default: 0, off)")
     g.add_argument("--prune-epochs", type=cli_type(int, lo=0), default=0,
                    help="video: fine-tuning epochs after pruning (HiNeRV: 60 after 300)")
+    g.add_argument("--patch", type=cli_type(parse_size), default=None, metavar="WxH",
+                   help="video, hinerv: train on patches of this size that tile each frame (HiNeRV's patch-wise "
+                        "training): memory per step stays flat at any frame size (default: whole frames)")
     g.add_argument("--seed", type=int, default=0, help="video: random seed (default: 0)")
     g.add_argument("--workdir", default=None, help="video: folder for checkpoints and metrics.jsonl; with it, "
                                                   "Ctrl-C saves a checkpoint that --resume continues from")

@@ -83,8 +83,11 @@ class ConvNeXtBlock(nnx.Module):
         self.fc2 = nnx.Linear(4 * dim, dim, kernel_init=_trunc02, rngs=rngs)
         self.gamma = nnx.Param(jnp.full((dim,), layer_scale, jnp.float32))
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.fc2(jax.nn.gelu(self.fc1(self.norm(self.dwconv(x))), approximate=not self.exact_gelu))
+    def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+        """`mask` (1 inside the frame, 0 outside) zeroes what the depthwise conv reads beyond
+        the frame when x is a window that overhangs it: zero padding, as on a whole frame."""
+        y = self.dwconv(x if mask is None else x * mask)
+        y = self.fc2(jax.nn.gelu(self.fc1(self.norm(y)), approximate=not self.exact_gelu))
         return x + self.gamma[...] * y
 
 

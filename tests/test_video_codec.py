@@ -205,12 +205,14 @@ def test_bpp_target_lands_within_ten_percent(bunny_64x32):
 
 def test_hinerv_trains_on_patches_and_decodes_patchwise_exactly(bunny_70x38_hinerv, monkeypatch):
     """--patch: an epoch visits every patch of every frame; rendering in patches (forced here
-    by a small RENDER_AREA) decodes bit-exactly what the encoder rendered."""
+    by a small RENDER_AREA) decodes bit-exactly what the encoder rendered. (Trained on
+    HiNeRV's L1 + MS-SSIM loss, which patches must also carry.)"""
     from jaxcodec.inr import hinerv
 
     frames = bunny_70x38_hinerv[0]
     monkeypatch.setattr(video_inr, "render_patch", lambda cfg: hinerv.render_patch(cfg, max_area=24 * 24))
-    opts = video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=10, lam=1e-4, patch=(40, 20), batch_size=4)
+    opts = video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=10, lam=1e-4, patch=(40, 20), batch_size=4,
+                                   loss="l1-msssim")
     result = video_inr.encode(frames, opts, 25.0)
     assert len(result.history) == 10 and result.history[-1]["step"] == 10 * 6 * 2 * 2 // 4
     decoded, _ = video_inr.decode(container.unpack(container.pack(result.container), load_codecs()))

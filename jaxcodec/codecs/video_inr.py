@@ -44,6 +44,7 @@ from jaxcodec.inr import quant
 from jaxcodec.inr.hinerv import render_patch, tile_offsets, window_plan
 from jaxcodec.inr.models import (KINDS, INRConfig, frame_input, hinerv_config, hnerv_config, make_decoder,
                                  make_encoder, nerv_config, stored_param_count)
+from jaxcodec.metrics import ms_ssim
 from jaxcodec.train import TrainConfig, Trainer
 from jaxcodec.train.trainer import prepare_run_folder
 
@@ -54,6 +55,7 @@ RENDER_BATCH = 8
 # (peak lr, gradient clip) per family: HNeRV's recipe; HiNeRV's is 2e-3 with clip 1, and 3e-3 beat
 # 1e-3 by 0.8 dB on 32 Bunny frames at 0.1M / 30 epochs here.
 FAMILY_TRAINING = {"hnerv": (1e-3, 0.0), "nerv": (1e-3, 0.0), "hinerv": (3e-3, 1.0)}
+LOSSES = ("mse", "l1-msssim")
 BITS_PER_PARAM = 5.5  # what files spend per stored parameter at lambda 0.002 with learned steps: sizes --bpp
 
 
@@ -78,6 +80,7 @@ class EncodeOptions:
     # peak learning rate of the log quantization steps (None: the network's): they must travel ~1-2
     # (a factor 3-6 from their 7-bit start) to where lambda puts them; at 1e-3, 30 epochs moved them 0.08
     step_lr: float | None = 1e-2
+    loss: str = "mse"  # distortion: "mse", or HiNeRV's "l1-msssim" (0.7 L1 + 0.3 (1 - MS-SSIM))
 
     def __post_init__(self) -> None:
         if self.inr not in KINDS:
@@ -93,6 +96,8 @@ class EncodeOptions:
             raise InputError("--params and --lr must be positive, --lambda and --grad-clip non-negative")
         if self.resume and not self.workdir:
             raise InputError("--resume needs the --workdir that holds the checkpoints")
+        if self.loss not in LOSSES:
+            raise InputError(f"unknown --loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.patch is not None and self.inr != "hinerv":
             raise InputError("--patch trains HiNeRV on patches; nerv and hnerv train on whole frames")
 
@@ -166,7 +171,7 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
 
 
 def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, height: int, width: int,
-               masks: list[jax.Array] | None = None, plan=None):
+               masks: list[jax.Array] | None = None, plan=None, loss: str = "mse"):
     """MSE over the batch's valid pixels (of whole frames, or of patches with `plan`) plus
     lam * bits per pixel of everything stored."""
     pixels = float(height * width * cfg.frames)
@@ -188,8 +193,13 @@ def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, he
         out = decoder(code) if plan is None else decoder(code, plan, batch["offset"])
         valid = batch["valid"][..., None]
         mse = jnp.sum(jnp.square(out - frames) * valid) / (jnp.sum(valid) * 3)
+        distortion = mse
+        if loss == "l1-msssim":  # padding (odd sizes) takes the target's values: it scores as perfect
+            out = out * valid + frames * (1 - valid)
+            l1 = jnp.sum(jnp.abs(out - frames)) / (jnp.sum(valid) * 3)
+            distortion = 0.7 * l1 + 0.3 * (1 - jnp.mean(ms_ssim(out, frames)))
         bpp = (wbits + ebits) / pixels
-        return mse + lam * bpp, {"psnr": -10 * jnp.log10(jnp.maximum(mse, 1e-12)), "bpp": bpp, "mse": mse}
+        return distortion + lam * bpp, {"psnr": -10 * jnp.log10(jnp.maximum(mse, 1e-12)), "bpp": bpp, "mse": mse}
 
     return loss_fn
 
@@ -251,7 +261,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
                            warmup=0.1 if name == "fit" else 0.0, checkpoint_every=opts.checkpoint_every,
                            grad_clip=grad_clip, seed=opts.seed,
                            lr_scale=(("log_steps", step_gain), ("embed_log_step", step_gain)))
-        trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan), params, tcfg,
+        trainer = Trainer(_make_loss(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan, opts.loss), params, tcfg,
                           sampler, workdir=workdir, on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
         try:
             return trainer.run(resume=opts.resume)
@@ -553,6 +563,9 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                         "then fine-tune for --prune-epochs with the mask fixed (default: 0, off)")
     g.add_argument("--prune-epochs", type=cli_type(int, lo=0), default=0,
                    help="video: fine-tuning epochs after pruning (HiNeRV: 60 after 300)")
+    g.add_argument("--loss", choices=list(LOSSES), default="mse",
+                   help="video: distortion to train on: mse, or HiNeRV's l1-msssim (0.7 L1 + 0.3 (1 - MS-SSIM)); "
+                        "lambda weighs the rate against it (default: mse)")
     g.add_argument("--patch", type=cli_type(parse_size), default=None, metavar="WxH",
                    help="video, hinerv: train on patches of this size that tile each frame (HiNeRV's patch-wise "
                         "training): memory per step stays flat at any frame size (default: whole frames)")

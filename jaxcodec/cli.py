@@ -19,7 +19,7 @@ from pathlib import Path
 
 from jaxcodec import __version__, container
 from jaxcodec.codecs import CodecEntry, load_codecs
-from jaxcodec.data.media import check_output, media_kind
+from jaxcodec.data.media import check_output, cli_type, media_kind
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.progress import ProgressBar
 
@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", choices=["auto", *codecs], default="auto",
                    help="auto picks by the input: " + ", ".join(f"{e.media} -> {e.id}" for e in codecs.values()
                                                                if e.media) + ", anything else -> bytes")
+    p.add_argument("--kbps", type=cli_type(float, lo=1e-3), default=None,
+                   help="target rate in kilobits per second of the whole file: audio, its nominal rate (default: "
+                        "6; the shipped model codes 1.5 to 12 kbps per channel in steps of 0.5); video, the rate "
+                        "at the video's frame rate (instead of --bpp or --params)")
     for e in codecs.values():
         if e.encode is not None:
             e.encode.add_args(p.add_argument_group(f"{e.id} ({e.summary})"))

@@ -397,7 +397,10 @@ class EncodedAudio:
     duration_s: float
 
 
-def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float = 6.0,
+DEFAULT_KBPS = 6.0  # `jaxcodec encode x.wav` without --kbps
+
+
+def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float = DEFAULT_KBPS,
            on_step: Callable[[int, int], None] | None = None) -> EncodedAudio:
     """Samples [N, C] at any rate -> a .jxc container (both priors tried, the smaller kept)."""
     if samples.ndim != 2 or samples.shape[0] == 0:
@@ -527,9 +530,6 @@ def audio_metrics(ref: np.ndarray, out: np.ndarray, sr: int) -> dict[str, float]
 
 
 def _add_encode_args(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--kbps", type=cli_type(float, lo=0.1), default=6.0,
-                   help="audio: nominal bitrate of the whole file, all channels (default: 6; the shipped "
-                        "model codes 1.5 to 12 kbps per channel in steps of 0.5)")
     _add_model_arg(g)
 
 
@@ -544,7 +544,7 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     t0 = time.perf_counter()
     progress.note(f"{args.input}: {samples.shape[0] / sr:.2f} s, {samples.shape[1]} channel(s) at {sr} Hz; "
                   f"model {model.name} ({model.model_id})")
-    result = encode(model, samples, sr, args.kbps, on_step=progress.step)
+    result = encode(model, samples, sr, DEFAULT_KBPS if args.kbps is None else args.kbps, on_step=progress.step)
     size = container.write(args.output, result.container)
     seconds = time.perf_counter() - t0
     actual = 8 * size / result.duration_s / 1000

@@ -76,6 +76,7 @@ class EncodeOptions:
     prune_epochs: int = 0  # fine-tuning epochs with the pruning mask fixed
     prune_lr: float = 0.1  # their learning rate, relative to --lr
     bpp: float | None = None  # target rate: sizes the network (overrides params) and sets the export steps
+    kbps: float | None = None  # the same target as kilobits per second of video (needs the frame rate)
     patch: tuple[int, int] | None = None  # HiNeRV: train on (width, height) patches that tile the frames
     # peak learning rate of the log quantization steps (None: the network's): they must travel ~1-2
     # (a factor 3-6 from their 7-bit start) to where lambda puts them; at 1e-3, 30 epochs moved them 0.08
@@ -96,16 +97,23 @@ class EncodeOptions:
             raise InputError("--params and --lr must be positive, --lambda and --grad-clip non-negative")
         if self.resume and not self.workdir:
             raise InputError("--resume needs the --workdir that holds the checkpoints")
+        if self.bpp is not None and self.kbps is not None:
+            raise InputError("give the target rate once: --bpp or --kbps")
+        if self.kbps is not None and not (math.isfinite(self.kbps) and self.kbps > 0):
+            raise InputError("--kbps must be positive")
         if self.loss not in LOSSES:
             raise InputError(f"unknown --loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.patch is not None and self.inr != "hinerv":
             raise InputError("--patch trains HiNeRV on patches; nerv and hnerv train on whole frames")
 
-    def for_video(self, frames: int, height: int, width: int) -> EncodeOptions:
-        """These options with --params set from --bpp (when given) for this video."""
-        if self.bpp is None:
-            return self
-        return dataclasses.replace(self, params=self.bpp * frames * height * width / BITS_PER_PARAM)
+    def for_video(self, frames: int, height: int, width: int, fps: float) -> EncodeOptions:
+        """These options with a --kbps target as bpp, and --params set from it, for this video."""
+        opts = self
+        if self.kbps is not None:
+            opts = dataclasses.replace(self, kbps=None, bpp=self.kbps * 1000 / (fps * height * width))
+        if opts.bpp is None:
+            return opts
+        return dataclasses.replace(opts, params=opts.bpp * frames * height * width / BITS_PER_PARAM)
 
     def model_config(self, height: int, width: int, frames: int) -> INRConfig:
         make = {"hnerv": hnerv_config, "nerv": nerv_config, "hinerv": hinerv_config}[self.inr]
@@ -360,7 +368,7 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
     """Fit (and prune) a network to the frames, then quantize and code it; with
     `opts.bpp`, the network is sized for that rate and the export lands on it."""
     t, h, w = frames.shape[:3]
-    opts = opts.for_video(t, h, w)
+    opts = opts.for_video(t, h, w, fps)
     t0 = time.perf_counter()
     fitted = fit(frames, opts, on_step=on_step, on_log=on_log)
     seconds = time.perf_counter() - t0
@@ -518,14 +526,14 @@ def evaluate(c: Container, source: Path, args: argparse.Namespace | None = None)
         raise InputError(f"{source} is not the video this file was made from (its frames differ from the "
                          "fingerprint recorded at encoding)")
     t0 = time.perf_counter()
-    decoded, _ = decode(c)
+    decoded, fps = decode(c)
     seconds = time.perf_counter() - t0
     if reference.shape != decoded.shape:
         raise InputError(f"{source} gives frames {reference.shape}, the file decodes to {decoded.shape}: "
                          "is this the video that was encoded?")
     size = len(container.pack(c))
     return {**frame_metrics(reference, decoded), "bpp": 8 * size / decoded[..., 0].size, "bytes": size,
-            "decode_fps": decoded.shape[0] / seconds}
+            "kbps": 8 * size / 1000 / (decoded.shape[0] / fps), "decode_fps": decoded.shape[0] / seconds}
 
 
 # ---------------------------------------------------------------------------------------
@@ -588,7 +596,7 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     src, out = Path(args.input), Path(args.output)
     frames, fps = read_video(src, pre)
     t, h, w = frames.shape[:3]
-    opts = opts.for_video(t, h, w)
+    opts = opts.for_video(t, h, w, fps)
     cfg = opts.model_config(h, w, t)
     stored = stored_param_count(cfg)
     progress.note(f"{src}: {t} frames of {w}x{h} at {fps:g} fps; {cfg.kind} with {stored:,} stored parameters, "

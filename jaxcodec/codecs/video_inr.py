@@ -41,7 +41,7 @@ from jaxcodec.entropy import coder
 from jaxcodec.entropy.models import ContinuousPrior
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.inr import quant
-from jaxcodec.inr.hinerv import render_patch, tile_offsets, window_plan
+from jaxcodec.inr.hinerv import render_patch, window_plan
 from jaxcodec.inr.models import (KINDS, INRConfig, frame_input, hinerv_config, hnerv_config, make_decoder,
                                  make_encoder, nerv_config, stored_param_count)
 from jaxcodec.metrics import ms_ssim
@@ -162,9 +162,9 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
     graph, _, treedef = _decoder_parts(cfg)
     dev_leaves = [jnp.asarray(x) for x in leaves]
     patch = render_patch(cfg) if cfg.kind == "hinerv" else None
-    plan = None if patch is None else window_plan(cfg, patch)
-    tiles = np.zeros((1, 2), np.int32) if patch is None else tile_offsets(cfg.height, cfg.width, patch)
-    ph, pw = patch or (cfg.height, cfg.width)
+    plan = window_plan(cfg, patch)
+    tiles, (ph, pw) = plan.tiles(), plan.patch
+    plan = None if patch is None else plan  # whole frames: the decoder's own call
     out = np.empty((cfg.frames, height, width, 3), np.uint8)
     full = np.empty((RENDER_BATCH, cfg.height, cfg.width, 3), np.uint8)
     for i in range(0, cfg.frames, RENDER_BATCH):
@@ -184,8 +184,8 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
 
 def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, height: int, width: int,
                masks: list[jax.Array] | None = None, plan=None, loss: str = "mse"):
-    """MSE over the batch's valid pixels (of whole frames, or of patches with `plan`) plus
-    lam * bits per pixel of everything stored."""
+    """The distortion (`loss`) over the batch's valid pixels (of whole frames, or of patches
+    with `plan`) plus lam * bits per pixel of everything stored."""
     pixels = float(height * width * cfg.frames)
 
     def loss_fn(params, batch, key, step):
@@ -251,7 +251,8 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
         patch = (-(-cfg.width // split), -(-cfg.height // split))
     if patch is not None and (patch[1] < cfg.height or patch[0] < cfg.width):  # else whole frames
         ph, pw = min(patch[1], cfg.height), min(patch[0], cfg.width)
-        plan, tiles = window_plan(cfg, (ph, pw)), tile_offsets(cfg.height, cfg.width, (ph, pw))
+        plan = window_plan(cfg, (ph, pw))
+        tiles = plan.tiles()
     units = t * len(tiles)  # an epoch visits every patch of every frame once
     steps_per_epoch = -(-units // batch)
 

@@ -142,6 +142,10 @@ class Window:
                 o = jnp.floor_divide(2 * out[j] + 1 - s, 2 * s)  # first source row of the bilinear taps
         return out
 
+    def tiles(self) -> np.ndarray:
+        """[K, 2] offsets of the patches that tile the frame (one, at (0, 0), for whole frames)."""
+        return tile_offsets(*self.sizes[-1], self.patch)
+
 
 def window_plan(cfg, patch: tuple[int, int] | None = None) -> Window:
     """Window shapes for rendering `patch`-sized pieces of frames (None: whole frames)."""

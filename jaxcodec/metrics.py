@@ -21,22 +21,27 @@ def psnr(a: jax.Array | np.ndarray, b: jax.Array | np.ndarray, axis: tuple[int, 
     return -10.0 * jnp.log10(jnp.maximum(mse, 1e-12))
 
 
-def _gaussian_window(size: int, sigma: float) -> jax.Array:
-    x = jnp.arange(size, dtype=jnp.float32) - (size - 1) / 2
-    g = jnp.exp(-(x ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
+def _gaussian_window(size: int, sigma: float) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
+    return (g / g.sum()).astype(np.float32)
 
 
-def _filter(x: jax.Array, window: jax.Array) -> jax.Array:
+def _band(window: np.ndarray, n: int) -> np.ndarray:
+    """[n - k + 1, n]: 'valid' filtering of n samples by the k-tap window as a matrix."""
+    k = window.shape[0]
+    return sum(window[i] * np.eye(n - k + 1, n, i, dtype=np.float32) for i in range(k))
+
+
+def _filter(x: jax.Array, window: np.ndarray) -> jax.Array:
     """Separable 'valid' filtering of [N, H, W, C] with a 1-D window, per channel.
 
-    A sum of shifted slices rather than a convolution: XLA fuses it into one pass, which
-    on CPU is about 10x faster than its single-channel convolutions at 1280x640.
+    Two banded matrix products: on CPU about 14x faster than shifted slices or XLA's
+    single-channel convolutions for the gradient of the training loss at 320x160, and
+    1.3x faster for the metric at 1280x640.
     """
-    k = window.shape[0]
-    h, w = x.shape[1] - k + 1, x.shape[2] - k + 1
-    y = sum(window[i] * x[:, i:i + h] for i in range(k))
-    return sum(window[i] * y[:, :, i:i + w] for i in range(k))
+    y = jnp.einsum("yh,nhwc->nywc", _band(window, x.shape[1]), x, precision="highest")  # no TF32 on GPUs
+    return jnp.einsum("xw,nywc->nyxc", _band(window, x.shape[2]), y, precision="highest")
 
 
 def _ssim_terms(x: jax.Array, y: jax.Array, window: jax.Array) -> tuple[jax.Array, jax.Array]:

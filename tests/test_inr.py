@@ -66,10 +66,12 @@ def test_forward_shapes_and_range(kind):
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
-@pytest.mark.parametrize("patch", [(8, 8), (13, 21), (1, 1), (40, 80)])
-def test_hinerv_patches_equal_the_whole_frame(patch):
+@pytest.mark.parametrize("patch,coarse_whole", [((8, 8), True), ((13, 21), False), ((1, 1), True), ((1, 1), False),
+                                                ((40, 80), True)])
+def test_hinerv_patches_equal_the_whole_frame(patch, coarse_whole):
     """Rendering HiNeRV patch by patch (windows with halos, masked beyond the frame edge)
-    gives the whole-frame rendering, at interior and edge patches alike."""
+    gives the whole-frame rendering, at interior and edge patches alike, whether the coarse
+    levels run whole or windowed."""
     import jax
 
     from jaxcodec.inr.hinerv import tile_offsets, window_plan
@@ -83,7 +85,8 @@ def test_hinerv_patches_equal_the_whole_frame(patch):
     graph, state = nnx.split(dec)
     t = jnp.array([0.0, 2.5, 5.0])
     whole = np.asarray(dec(t))
-    plan = window_plan(cfg, patch)
+    plan = window_plan(cfg, patch, coarse_whole)
+    assert (plan.full > 0) == coarse_whole
     render = jax.jit(lambda offset: nnx.merge(graph, state)(t, plan, offset))
     tiles = tile_offsets(cfg.height, cfg.width, patch)
     if len(tiles) > 40:  # the four corners and a random sample of the rest

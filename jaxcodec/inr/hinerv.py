@@ -83,19 +83,19 @@ class HiNeRVDecoder(nnx.Module):
 
         def work(x, level, blocks):  # a level's blocks on its window, cropped to what the next level reads
             (lh, lw), halo = levels[level]
-            mask = None if plan.whole else _inside(starts[level], lh + 2 * halo, lw + 2 * halo, plan.sizes[level])
+            mask = None if level < plan.full else _inside(starts[level], lh + 2 * halo, lw + 2 * halo, plan.sizes[level])
             for block in blocks:
                 x = block(x, mask)
             return x[:, halo:halo + lh, halo:halo + lw]
 
         x = jnp.concatenate([_temporal_lerp(g[...], t, cfg.frames) for g in self.grids], axis=-1)
-        if not plan.whole:
+        if not plan.full:
             x = _select(x, starts[0], levels[0], plan.sizes[0])
         x = work(self.stem(x), 0, self.base)
         for i, (s, proj, local, blocks) in enumerate(zip(cfg.strides, self.proj, self.local, self.stages)):
             enc = _temporal_lerp(local[...], t, cfg.frames)  # [N, s, s, width]: by position in the cell
             x = proj(x)  # the 1x1 projection commutes with the lerp: run it on the smaller map
-            if plan.whole:  # XLA's resize is faster than the window's interpolation matrices
+            if i + 1 < plan.full:  # XLA's resize is faster than the window's interpolation matrices
                 _, h, w, c = x.shape
                 x = jax.image.resize(x, (n, h * s, w * s, c), method="linear") + jnp.tile(enc, (1, h, w, 1))
             else:
@@ -127,15 +127,18 @@ class Window:
     levels: tuple[tuple[tuple[int, int], int], ...]
     sizes: tuple[tuple[int, int], ...]  # each level's frame size
     strides: tuple[int, ...]
-    whole: bool = False  # whole frames: every window is its level's frame, from (0, 0)
+    full: int = 0  # the first `full` levels work on the whole frame (cheaper than their windows)
+
+    @property
+    def whole(self) -> bool:
+        """Whole frames: every level is its frame, from (0, 0)."""
+        return self.full == len(self.levels)
 
     def starts(self, offset: jax.Array) -> list[jax.Array]:
         """Start [N, 2] of each level's working window (its read window minus the halo)."""
-        if self.whole:
-            return [jnp.zeros_like(offset)] * len(self.levels)
-        out = [None] * len(self.levels)
+        out = [jnp.zeros_like(offset)] * len(self.levels)
         o = offset
-        for j in range(len(self.levels) - 1, -1, -1):
+        for j in range(len(self.levels) - 1, self.full - 1, -1):
             out[j] = o - self.levels[j][1]
             if j:
                 s = self.strides[j - 1]
@@ -147,14 +150,15 @@ class Window:
         return tile_offsets(*self.sizes[-1], self.patch)
 
 
-def window_plan(cfg, patch: tuple[int, int] | None = None) -> Window:
-    """Window shapes for rendering `patch`-sized pieces of frames (None: whole frames)."""
+def window_plan(cfg, patch: tuple[int, int] | None = None, coarse_whole: bool = True) -> Window:
+    """Window shapes for rendering `patch`-sized pieces of frames (None: whole frames).
+    With `coarse_whole`, leading levels whose window is larger than their frame run whole."""
     sizes = [cfg.fc_hw]
     for s in cfg.strides:
         sizes.append((sizes[-1][0] * s, sizes[-1][1] * s))
     if patch is None:
         levels = tuple((size, 0) for size in sizes)
-        return Window(tuple(sizes[-1]), levels, tuple(sizes), tuple(cfg.strides), whole=True)
+        return Window(tuple(sizes[-1]), levels, tuple(sizes), tuple(cfg.strides), full=len(sizes))
     ph, pw = patch
     if not (1 <= ph <= cfg.height and 1 <= pw <= cfg.width):
         raise ValueError(f"patch {ph}x{pw} does not fit the {cfg.height}x{cfg.width} frame")
@@ -166,7 +170,16 @@ def window_plan(cfg, patch: tuple[int, int] | None = None) -> Window:
         if j:
             s = cfg.strides[j - 1]
             read = tuple(-(-(r + 2 * halo - 1) // s) + 2 for r in read)
-    return Window((ph, pw), tuple(levels), tuple(sizes), tuple(cfg.strides))
+    full = 0  # coarse levels whose window (with its halo) is larger than their whole frame run whole
+    while coarse_whole and full < len(sizes) - 1 and _area(levels[full]) >= sizes[full][0] * sizes[full][1]:
+        levels[full] = (sizes[full], 0)
+        full += 1
+    return Window((ph, pw), tuple(levels), tuple(sizes), tuple(cfg.strides), full)
+
+
+def _area(level: tuple[tuple[int, int], int]) -> int:
+    (h, w), halo = level
+    return (h + 2 * halo) * (w + 2 * halo)
 
 
 def tile_offsets(height: int, width: int, patch: tuple[int, int]) -> np.ndarray:

@@ -41,8 +41,9 @@ def _entry_for_input(codecs: dict[str, CodecEntry], src: Path, choice: str) -> C
     return next((e for e in codecs.values() if e.media is not None and e.media == kind), codecs["bytes"])
 
 
-def _read(path: str, codecs: dict[str, CodecEntry]) -> tuple[container.Container, CodecEntry]:
-    c = container.read(path, codecs)
+def _read(path: str, codecs: dict[str, CodecEntry], keep_damaged: bool = False
+          ) -> tuple[container.Container, CodecEntry]:
+    c = container.read(path, codecs, keep_damaged)
     return c, codecs[c.codec]
 
 
@@ -83,7 +84,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
-    c, entry = _read(args.input, load_codecs())
+    c, entry = _read(args.input, load_codecs(), getattr(args, "skip_damaged", False))
     out = check_output(args.output, args.overwrite, folder_ok=entry.media == "video")
     t0 = time.perf_counter()
     message = entry.decode_to(c, out, args)

@@ -43,9 +43,12 @@ class Container:
     codec: str
     header: dict[str, Any]
     sections: Mapping[str, bytes] = field(default_factory=dict)
+    damaged: frozenset[str] = frozenset()  # sections whose CRC failed (read with keep_damaged)
 
     def section(self, name: str) -> bytes:
-        """A section's payload; a missing one is a damaged or foreign file, not a KeyError."""
+        """A section's payload; a missing or damaged one is a BitstreamError, not a KeyError."""
+        if name in self.damaged:
+            raise BitstreamError(f"file is corrupt: CRC mismatch in section '{name}'")
         try:
             return self.sections[name]
         except KeyError:
@@ -114,10 +117,12 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in a header")
 
 
-def unpack(data: bytes, codecs: Collection[str] | None = None) -> Container:
+def unpack(data: bytes, codecs: Collection[str] | None = None, keep_damaged: bool = False) -> Container:
     """Parse and verify a container; raises BitstreamError naming what is wrong.
 
-    `codecs` lists the codec ids the caller can decode; any other id is rejected.
+    `codecs` lists the codec ids the caller can decode; any other id is rejected. With
+    `keep_damaged`, a section whose CRC fails is kept but marked: reading it through
+    `Container.section` raises, so a codec can decode what is intact around it.
     """
     data = bytes(data)
     r = _Reader(data)
@@ -155,16 +160,19 @@ def unpack(data: bytes, codecs: Collection[str] | None = None) -> Container:
     if not isinstance(header, dict):
         raise BitstreamError("file is corrupt: header must be a JSON object")
     sections: dict[str, bytes] = {}
+    damaged = set()
     for name, length, crc in entries:
         if name in sections:
             raise BitstreamError(f"file is corrupt: section '{name}' appears twice")
         payload = r.take(length, f"section '{name}'")
         if zlib.crc32(payload) != crc:
-            raise BitstreamError(f"file is corrupt: CRC mismatch in section '{name}'")
+            if not keep_damaged:
+                raise BitstreamError(f"file is corrupt: CRC mismatch in section '{name}'")
+            damaged.add(name)
         sections[name] = payload
     if r.pos != len(data):
         raise BitstreamError(f"file has {len(data) - r.pos} trailing bytes after its last section")
-    return Container(codec, header, sections)
+    return Container(codec, header, sections, frozenset(damaged))
 
 
 def write(path: str | os.PathLike, container: Container) -> int:
@@ -181,12 +189,12 @@ def write(path: str | os.PathLike, container: Container) -> int:
     return len(data)
 
 
-def read(path: str | os.PathLike, codecs: Collection[str] | None = None) -> Container:
+def read(path: str | os.PathLike, codecs: Collection[str] | None = None, keep_damaged: bool = False) -> Container:
     """Read and verify a .jxc file (see `unpack`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    return unpack(path.read_bytes(), codecs)
+    return unpack(path.read_bytes(), codecs, keep_damaged)
 
 
 # ---------------------------------------------------------------------------------------

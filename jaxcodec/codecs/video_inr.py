@@ -134,6 +134,7 @@ class EncodeResult:
     config: INRConfig
     train_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    params: dict[str, Any] | None = None  # the trained parameters (a next group starts from them)
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,11 +225,14 @@ class Fitted:
     history: list[dict[str, Any]]
 
 
-def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -> Fitted:
-    """Train a model on uint8 frames [T, H, W, 3] with the shared trainer."""
+def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = None,
+        init: dict[str, Any] | None = None, on_step=None, on_log=None) -> Fitted:
+    """Train a model on uint8 frames [T, H, W, 3] with the shared trainer; `config`
+    overrides the one `opts` sizes, `init` (a previous fit's params) replaces every
+    initial parameter whose shape it matches."""
     frame_count_ok(frames)
     t, h, w = frames.shape[:3]
-    cfg = opts.model_config(h, w, t)
+    cfg = opts.model_config(h, w, t) if config is None else config
     rngs = nnx.Rngs(opts.seed)
     dec_graph, dec_state = nnx.split(make_decoder(cfg, rngs))
     dec_leaves, dec_treedef = jax.tree_util.tree_flatten(dec_state)
@@ -237,6 +241,8 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
     if cfg.kind == "hnerv":
         enc_graph, params["encoder"] = nnx.split(make_encoder(cfg, rngs))
         params["embed_log_step"] = quant.init_embed_log_step(cfg.code_dim)
+    if init is not None:
+        params = _start_from(params, init)
 
     padded = pad_to(frames, cfg.height, cfg.width)
     batch, devices = min(opts.batch_size, t), len(jax.local_devices())
@@ -300,6 +306,16 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, on_step=None, on_log=None) -
     return Fitted(cfg, params, enc_graph, history)
 
 
+def _start_from(params: dict[str, Any], init: dict[str, Any]) -> dict[str, Any]:
+    """`params` with every leaf that `init` has in the same place and shape taken from it."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    old, old_def = jax.tree_util.tree_flatten(init)
+    if old_def != treedef:
+        return params
+    return jax.tree_util.tree_unflatten(treedef, [o if np.shape(o) == np.shape(x) else x
+                                                  for x, o in zip(leaves, old)])
+
+
 def prune_masks(decoder_state: Any, fraction: float) -> list[jax.Array]:
     """1 for kept, 0 for pruned entries of every decoder leaf: in each conv / linear
     kernel the `fraction` of smallest magnitude goes; biases, norms and grids stay."""
@@ -329,6 +345,12 @@ def embeddings_of(fitted: Fitted, padded: np.ndarray) -> np.ndarray:
 # quantize and store
 
 
+def _short(scale: Any) -> float:
+    """A prior's scale to 4 significant digits: the coder uses exactly what the header stores,
+    and 30 tensors' scales cost ~200 header bytes instead of ~600 (a group's, in --gop files)."""
+    return float(f"{float(scale):.4g}")
+
+
 def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
                     source: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
                     step_scale: float = 1.0, embeddings: np.ndarray | None = None, render_frames: bool = True
@@ -343,7 +365,7 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
     leaves = [np.asarray(x, np.float32) for x in jax.tree_util.tree_leaves(params["decoder"])]
     steps16 = [quant.steps_f16(x, np.asarray(s) + log_k) for x, s in zip(leaves, params["log_steps"])]
     qs = [quant.quantize(x, s) for x, s in zip(leaves, steps16)]
-    scales = [float(quant.laplace_scale_of(q)) for q in qs]
+    scales = [_short(quant.laplace_scale_of(q)) for q in qs]
     values = [q.reshape(-1) for q in qs]
     rows = [np.full(q.size, i, np.int32) for i, q in enumerate(qs)]
     step_bytes = [s.astype("<f2").tobytes() for s in steps16]
@@ -354,7 +376,7 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
         loc16 = emb.mean(axis=(0, 1, 2)).astype(np.float16)
         estep16 = quant.steps_f16(emb - loc16.astype(np.float32), np.asarray(params["embed_log_step"]) + log_k)
         embed_q = quant.quantize(emb, estep16, loc16)
-        escales = [float(v) for v in quant.laplace_scale_of(embed_q, axis=(0, 1, 2))]
+        escales = [_short(v) for v in quant.laplace_scale_of(embed_q, axis=(0, 1, 2))]
         values.append(embed_q.reshape(-1))
         rows.append(np.tile(np.arange(cfg.code_dim, dtype=np.int32) + len(qs), embed_q.size // cfg.code_dim))
         step_bytes += [estep16.astype("<f2").tobytes(), loc16.astype("<f2").tobytes()]
@@ -374,13 +396,15 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
 
 
 def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: dict[str, Any] | None = None,
-           *, on_step=None, on_log=None) -> EncodeResult:
+           *, config: INRConfig | None = None, init: dict[str, Any] | None = None,
+           on_step=None, on_log=None) -> EncodeResult:
     """Fit (and prune) a network to the frames, then quantize and code it; with
-    `opts.bpp`, the network is sized for that rate and the export lands on it."""
+    `opts.bpp`, the network is sized for that rate and the export lands on it
+    (`config` and `init`: see `fit`)."""
     t, h, w = frames.shape[:3]
     opts = opts.for_video(t, h, w, fps)
     t0 = time.perf_counter()
-    fitted = fit(frames, opts, on_step=on_step, on_log=on_log)
+    fitted = fit(frames, opts, config=config, init=init, on_step=on_step, on_log=on_log)
     seconds = time.perf_counter() - t0
     extra = {"model": opts.inr, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
              "prune": opts.prune, "prune_epochs": opts.prune_epochs, "patch": opts.patch,
@@ -395,7 +419,7 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
                         opts.bpp, opts.inr, stored_param_count(fitted.config))
         extra = {**extra, "target_bpp": opts.bpp, "step_scale": round(step_scale, 5)}
     c, recon = build_container(fitted, frames, fps, source, extra, step_scale, emb)
-    return EncodeResult(c, recon, fitted.config, seconds, fitted.history)
+    return EncodeResult(c, recon, fitted.config, seconds, fitted.history, fitted.params)
 
 
 def _step_scale_for(target_bytes: float, fitted: Fitted, frames, fps, source, extra, emb) -> float:
@@ -451,7 +475,9 @@ def _parse(c: Container) -> tuple[INRConfig, dict]:
 
 @decode_boundary(CODEC_ID)
 def decode(c: Container) -> tuple[np.ndarray, float]:
-    """Frames [T, H, W, 3] uint8 and fps, from the file alone."""
+    """Frames [T, H, W, 3] uint8 and fps, from the file alone (a --gop file: every group)."""
+    if _gop().is_gop(c):
+        return _gop().decode(c)[:2]
     cfg, info, leaves, emb = decode_weights(c)
     return render(cfg, leaves, emb, info["height"], info["width"]), info["fps"]
 
@@ -494,8 +520,25 @@ def decode_weights(c: Container) -> tuple[INRConfig, dict, list[np.ndarray], np.
     return cfg, info, leaves, emb
 
 
+def _gop():
+    """The group-of-pictures layer (imported here: it builds on this module)."""
+    from jaxcodec.codecs import video_gop
+
+    return video_gop
+
+
 @decode_boundary(CODEC_ID)
 def describe(c: Container) -> dict[str, Any]:
+    if _gop().is_gop(c):
+        ranges = _gop().group_ranges(c)
+        first = describe(_gop().group_container(c, 0))
+        video = c.header["video"]
+        size = len(container.pack(c))
+        return {"video": f"{video['frames']} frames of {video['width']}x{video['height']} at {video['fps']:g} fps",
+                "model": first["model"] + " per group",
+                "groups": f"{len(ranges)} of {ranges[0][1]} frames (the last {ranges[-1][1]}); "
+                          f"sections g<k>.steps and g<k>.symbols below",
+                "bits per pixel": round(8 * size / (video["frames"] * video["width"] * video["height"]), 5)}
     cfg, info = _parse(c)
     size = len(container.pack(c))
     pixels = info["t"] * info["height"] * info["width"]
@@ -589,6 +632,12 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                         "training): memory per step stays flat at any frame size; the frame's size trains on "
                         "whole frames (default: half the width and height, 4 patches per frame)")
     g.add_argument("--seed", type=int, default=0, help="video: random seed (default: 0)")
+    g.add_argument("--gop", type=cli_type(int, lo=1), default=None, metavar="N",
+                   help="video: code groups of N frames, one network each, streaming the input (memory stays "
+                        "flat for long videos; decode --start/--frames reads only the groups it needs)")
+    g.add_argument("--gop-epochs", type=cli_type(int, lo=1), default=None, metavar="E",
+                   help="video, --gop: epochs for every group after the first, which starts from its "
+                        "predecessor's weights (default: --epochs)")
     g.add_argument("--workdir", default=None, help="video: folder for checkpoints and metrics.jsonl; with it, "
                                                   "Ctrl-C saves a checkpoint that --resume continues from")
     g.add_argument("--checkpoint-every", type=cli_type(int, lo=0), default=0,
@@ -605,6 +654,8 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     if opts.workdir:
         prepare_run_folder(opts.workdir, opts.resume, args.overwrite)
     src, out = Path(args.input), Path(args.output)
+    if args.gop is not None:
+        return _encode_groups(args, opts, pre, progress)
     frames, fps = read_video(src, pre)
     t, h, w = frames.shape[:3]
     opts = opts.for_video(t, h, w, fps)
@@ -624,15 +675,54 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
             f"MS-SSIM {m['ms_ssim']:.4f}, trained in {result.train_seconds:.1f} s")
 
 
+def _encode_groups(args: argparse.Namespace, opts: EncodeOptions, pre: Preprocess, progress: Progress) -> str:
+    """--gop: stream the video group by group, one network each (see video_gop)."""
+    from jaxcodec.data.video import stream_video
+
+    src, out = Path(args.input), Path(args.output)
+    fps, groups = stream_video(src, args.gop, pre)
+    progress.note(f"{src}: groups of {args.gop} frames at {fps:g} fps; {opts.inr}, {opts.epochs} epochs for the "
+                  f"first group, {args.gop_epochs or opts.epochs} for each later one")
+
+    def done(g) -> None:
+        progress.note(f"frames {g.start}..{g.start + g.frames - 1}: {g.bytes:,} bytes, PSNR {g.psnr:.2f} dB, "
+                      f"{g.train_seconds:.1f} s")
+
+    result = _gop().encode(groups, opts, args.gop, fps, {"name": src.name, "preprocess": pre.to_json()},
+                           later_epochs=args.gop_epochs, on_group=done, on_step=progress.step, on_log=progress.log)
+    size = container.write(out, result.container)
+    h, w = result.container.header["video"]["height"], result.container.header["video"]["width"]
+    return (f"wrote {out}: {size:,} bytes in {len(result.groups)} groups, {8 * size / (result.frames * h * w):.4f} "
+            f"bpp, PSNR {result.psnr:.2f} dB, MS-SSIM {result.ms_ssim:.4f}")
+
+
 def _add_decode_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--lossless", action="store_true",
                    help="video: lossless RGB H.264 (mp4/mkv) instead of crf 12 4:4:4")
+    g.add_argument("--start", type=cli_type(int, lo=0), default=0,
+                   help="video: first frame to decode (a --gop file decodes only the groups that hold the range)")
+    g.add_argument("--frames", type=cli_type(int, lo=1), default=None, help="video: frames to decode (default: "
+                                                                             "to the end)")
+    g.add_argument("--skip-damaged", action="store_true",
+                   help="video, --gop files: decode every intact group, write black frames for damaged ones and "
+                        "say which frames were lost")
 
 
 def _decode_to(c: Container, output: Path, args: argparse.Namespace) -> str:
-    frames, fps = decode(c)
-    return "wrote " + write_video(output, frames, fps, lossless=getattr(args, "lossless", False),
-                                  overwrite=getattr(args, "overwrite", False))
+    start, count = getattr(args, "start", 0), getattr(args, "frames", None)
+    lost = []
+    if _gop().is_gop(c):
+        frames, fps, lost = _gop().decode(c, start, count, getattr(args, "skip_damaged", False))
+    else:
+        frames, fps = decode(c)
+        if start >= len(frames):
+            raise InputError(f"--start {start} is past the video's last frame ({len(frames) - 1})")
+        frames = frames[start:None if count is None else start + count]
+    message = "wrote " + write_video(output, frames, fps, lossless=getattr(args, "lossless", False),
+                                     overwrite=getattr(args, "overwrite", False))
+    if lost:
+        message += "; lost to damage (black): " + ", ".join(f"frames {s}..{s + n - 1}" for s, n in lost)
+    return message
 
 
 register(CodecEntry(CODEC_ID, "video as a quantized NeRV / HNeRV / HiNeRV network", describe, _decode_to, evaluate,

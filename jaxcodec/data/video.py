@@ -9,6 +9,7 @@ reference. Writes mp4 (lossy, or lossless RGB with ``lossless=True``) or a PNG f
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,32 +48,38 @@ class Preprocess:
         return Preprocess(start, frames, size(d.get("crop")), size(d.get("size")))
 
 
-def _read_folder(folder: Path, start: int, frames: int | None) -> tuple[np.ndarray, float]:
+def _folder_frames(folder: Path, start: int, frames: int | None) -> tuple[float, Iterator[np.ndarray]]:
+    """The frame rate (25: a folder has none) and the frames, one at a time."""
     import imageio.v3 as iio
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"{folder} holds no image frames ({', '.join(sorted(IMAGE_SUFFIXES))})")
     files = files[start:None if frames is None else start + frames]
-    out = []
-    for f in files:
-        try:
-            img = np.asarray(iio.imread(f))
-        except Exception as exc:
-            raise InputError(f"cannot read frame {f}: {exc}") from None
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=-1)
-        img = img[..., :3]
-        if img.dtype != np.uint8:
-            raise InputError(f"{f}: only 8-bit frames are supported (got {img.dtype})")
-        if out and img.shape != out[0].shape:
-            raise InputError(f"frames differ in size: {files[0].name} is {out[0].shape[1]}x{out[0].shape[0]}, "
-                             f"{f.name} is {img.shape[1]}x{img.shape[0]}")
-        out.append(img)
-    return (np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)), 25.0
+
+    def frames_of() -> Iterator[np.ndarray]:
+        first = None
+        for f in files:
+            try:
+                img = np.asarray(iio.imread(f))
+            except Exception as exc:
+                raise InputError(f"cannot read frame {f}: {exc}") from None
+            if img.ndim == 2:
+                img = np.repeat(img[..., None], 3, axis=-1)
+            img = img[..., :3]
+            if img.dtype != np.uint8:
+                raise InputError(f"{f}: only 8-bit frames are supported (got {img.dtype})")
+            first = img.shape if first is None else first
+            if img.shape != first:
+                raise InputError(f"frames differ in size: {files[0].name} is {first[1]}x{first[0]}, "
+                                 f"{f.name} is {img.shape[1]}x{img.shape[0]}")
+            yield img
+
+    return 25.0, frames_of()
 
 
-def _read_file(path: Path, start: int, frames: int | None) -> tuple[np.ndarray, float]:
+def _file_frames(path: Path, start: int, frames: int | None) -> tuple[float, Iterator[np.ndarray]]:
+    """The frame rate and the frames, decoded by ffmpeg one at a time (nothing is held)."""
     # imageio_ffmpeg directly rather than imageio's plugin, which refuses some suffixes ffmpeg reads (.y4m)
     import imageio_ffmpeg
 
@@ -80,23 +87,27 @@ def _read_file(path: Path, start: int, frames: int | None) -> tuple[np.ndarray, 
     try:
         meta = next(reader)
     except Exception as exc:  # ffmpeg's failure surfaces as one of several types
+        reader.close()
         raise InputError(f"cannot read {path} as a video: {str(exc).strip().splitlines()[0]}") from None
     width, height = meta["size"]
-    fps = float(meta.get("fps") or 25.0)
-    out = []
-    try:
-        for i, frame in enumerate(reader):
-            if i < start:
-                continue
-            if frames is not None and len(out) == frames:
-                break
-            out.append(np.frombuffer(frame, np.uint8).reshape(height, width, 3))
-    except Exception as exc:
-        if not out:
-            raise InputError(f"cannot decode {path}: {str(exc).strip().splitlines()[0]}") from None
-    finally:
-        reader.close()
-    return (np.stack(out) if out else np.zeros((0, 1, 1, 3), np.uint8)), fps
+
+    def frames_of() -> Iterator[np.ndarray]:
+        count = 0
+        try:
+            for i, frame in enumerate(reader):
+                if i < start:
+                    continue
+                if frames is not None and count == frames:
+                    break
+                count += 1
+                yield np.frombuffer(frame, np.uint8).reshape(height, width, 3)
+        except Exception as exc:  # a damaged tail ends the video; a video with no readable frame is an error
+            if not count:
+                raise InputError(f"cannot decode {path}: {str(exc).strip().splitlines()[0]}") from None
+        finally:
+            reader.close()
+
+    return float(meta.get("fps") or 25.0), frames_of()
 
 
 def center_crop(frames: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -118,24 +129,61 @@ def resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((width, height), method)) for f in frames])
 
 
-def read_video(path: str | Path, pre: Preprocess = Preprocess()) -> tuple[np.ndarray, float]:
-    """Frames [T, H, W, 3] uint8 and the frame rate, after `pre` (start/frames/crop/size)."""
-    path = Path(path)
+def _open(path: Path, pre: Preprocess) -> tuple[float, Iterator[np.ndarray]]:
     if pre.start < 0 or (pre.frames is not None and pre.frames < 1):
         raise InputError("--start must be >= 0 and --frames >= 1")
     if path.is_dir():
-        frames, fps = _read_folder(path, pre.start, pre.frames)
-    elif path.is_file():
-        frames, fps = _read_file(path, pre.start, pre.frames)
-    else:
-        raise InputError(f"no such video file or frame folder: {path}")
-    if frames.shape[0] == 0:
-        raise InputError(f"{path} has no frames" + (f" at or after frame {pre.start}" if pre.start else ""))
+        return _folder_frames(path, pre.start, pre.frames)
+    if path.is_file():
+        return _file_frames(path, pre.start, pre.frames)
+    raise InputError(f"no such video file or frame folder: {path}")
+
+
+def _prepare(frames: np.ndarray, pre: Preprocess) -> np.ndarray:
     if pre.crop is not None:
         frames = center_crop(frames, *pre.crop)
     if pre.size is not None:
         frames = resize(frames, *pre.size)
-    return np.ascontiguousarray(frames), fps
+    return np.ascontiguousarray(frames)
+
+
+def _no_frames(path: Path, pre: Preprocess) -> InputError:
+    return InputError(f"{path} has no frames" + (f" at or after frame {pre.start}" if pre.start else ""))
+
+
+def read_video(path: str | Path, pre: Preprocess = Preprocess()) -> tuple[np.ndarray, float]:
+    """Frames [T, H, W, 3] uint8 and the frame rate, after `pre` (start/frames/crop/size)."""
+    path = Path(path)
+    fps, frames = _open(path, pre)
+    frames = list(frames)
+    if not frames:
+        raise _no_frames(path, pre)
+    return _prepare(np.stack(frames), pre), fps
+
+
+def stream_video(path: str | Path, group: int, pre: Preprocess = Preprocess()
+                 ) -> tuple[float, Iterator[np.ndarray]]:
+    """The frame rate and the video as groups of `group` frames [n, H, W, 3] (the last may
+    be shorter), each after `pre`; at most one group (and one frame being read) is held,
+    so memory does not grow with the video's length."""
+    path = Path(path)
+    if group < 1:
+        raise InputError("a group holds at least one frame")
+    fps, frames = _open(path, pre)
+
+    def groups() -> Iterator[np.ndarray]:
+        held, sent = [], False
+        for frame in frames:
+            held.append(frame)
+            if len(held) == group:
+                yield _prepare(np.stack(held), pre)
+                held, sent = [], True
+        if held:
+            yield _prepare(np.stack(held), pre)
+        elif not sent:
+            raise _no_frames(path, pre)
+
+    return fps, groups()
 
 
 def pad_to(frames: np.ndarray, height: int, width: int) -> np.ndarray:

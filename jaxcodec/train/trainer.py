@@ -27,6 +27,7 @@ The trainer owns everything else:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -102,6 +103,29 @@ def data_mesh() -> Mesh:
     return Mesh(np.array(jax.local_devices()), ("data",))
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_step(loss_fn: LossFn, cfg: TrainConfig, has_state: bool) -> Callable:
+    """The jitted train step of a loss and config: shared by every Trainer that trains the
+    same loss function object with an equal config (e.g. a video's groups of pictures), so
+    XLA compiles it once and the process does not grow with each new Trainer."""
+    tx = make_optimizer(cfg)
+    base_key = jax.random.key(cfg.seed)
+    if not has_state:
+        def stateful(params, state, batch, key, step):
+            loss, metrics = loss_fn(params, batch, key, step)
+            return loss, (metrics, state)
+    else:
+        stateful = loss_fn
+
+    def train_step(params, opt_state, state, batch, step):
+        key = jax.random.fold_in(base_key, step)
+        (loss, (metrics, state)), grads = jax.value_and_grad(stateful, has_aux=True)(params, state, batch, key, step)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, state, dict(metrics, loss=loss)
+
+    return jax.jit(train_step, donate_argnums=(0, 1, 2))
+
+
 class Trainer:
     def __init__(self, loss_fn: LossFn, params: Any, cfg: TrainConfig, sampler: Callable[[int], Any], *,
                  state: Any = None,
@@ -123,21 +147,7 @@ class Trainer:
         self.step = 0
         self._sums: dict[str, Any] = {}  # metric sums and step count of the epoch under way
         self._count = 0
-        base_key = jax.random.key(cfg.seed)
-        if not self.has_state:
-            def stateful(params, state, batch, key, step):
-                loss, metrics = loss_fn(params, batch, key, step)
-                return loss, (metrics, state)
-        else:
-            stateful = loss_fn
-
-        def train_step(params, opt_state, state, batch, step):
-            key = jax.random.fold_in(base_key, step)
-            (loss, (metrics, state)), grads = jax.value_and_grad(stateful, has_aux=True)(params, state, batch, key, step)
-            updates, opt_state = self.tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, state, dict(metrics, loss=loss)
-
-        self._train_step = jax.jit(train_step, donate_argnums=(0, 1, 2))
+        self._train_step = _compiled_step(loss_fn, cfg, self.has_state)
         self._manager = None
         if self.workdir is not None:
             self.workdir.mkdir(parents=True, exist_ok=True)

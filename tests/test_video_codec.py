@@ -218,10 +218,10 @@ def test_hinerv_trains_on_patches_and_decodes_patchwise_exactly(bunny_70x38_hine
 
     frames = bunny_70x38_hinerv[0]
     monkeypatch.setattr(video_inr, "render_patch", lambda cfg: hinerv.render_patch(cfg, max_area=24 * 24))
-    opts = video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=10, lam=1e-4, patch=(40, 20), batch_size=4,
+    opts = video_inr.EncodeOptions(inr="hinerv", params=30_000, epochs=6, lam=1e-4, patch=(40, 20), batch_size=4,
                                    loss="l1-msssim")
     result = video_inr.encode(frames, opts, 25.0)
-    assert len(result.history) == 10 and result.history[-1]["step"] == 10 * 6 * 2 * 2 // 4
+    assert len(result.history) == 6 and result.history[-1]["step"] == 6 * 6 * 2 * 2 // 4
     decoded, _ = video_inr.decode(container.unpack(container.pack(result.container), load_codecs()))
     np.testing.assert_array_equal(decoded, result.reconstruction)
     assert frame_metrics(frames, decoded)["psnr"] > 15.0

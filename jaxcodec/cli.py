@@ -79,6 +79,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
         raise InputError(f"no such file or folder: {src}")
     check_output(args.output, args.overwrite)
     entry = _entry_for_input(load_codecs(), src, args.codec)
+    if args.coordinator is not None:
+        from jaxcodec import distributed
+
+        if args.num_processes is None or args.process_id is None:
+            raise InputError("--coordinator needs --num-processes and --process-id")
+        if entry.media != "video":
+            raise InputError("only video encodes are shared among processes (--gop N --chains K)")
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     print(entry.encode.run(args, ProgressBar("encode")))
     return 0
 
@@ -150,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target rate in kilobits per second of the whole file: audio, its nominal rate (default: "
                         "6; the shipped model codes 1.5 to 12 kbps per channel in steps of 0.5); video, the rate "
                         "at the video's frame rate (instead of --bpp or --params)")
+    many = p.add_argument_group(
+        "processes", "Run the same command once per host (or accelerator), each with its --process-id; process 0 "
+                     "serves the coordinator and writes the file. Video: --gop N --chains K shares the K chains "
+                     "among the processes.")
+    many.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                      help="process 0's address and a free port, the same for every process")
+    many.add_argument("--num-processes", type=cli_type(int, lo=1), default=None, metavar="P",
+                      help="how many processes take part")
+    many.add_argument("--process-id", type=cli_type(int, lo=0), default=None, metavar="I",
+                      help="this process's index, 0 to P-1")
     for e in codecs.values():
         if e.encode is not None:
             e.encode.add_args(p.add_argument_group(f"{e.id} ({e.summary})"))

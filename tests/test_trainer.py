@@ -1,8 +1,6 @@
 """The shared trainer: learning, schedule, exact resume and data parallelism."""
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -15,15 +13,10 @@ from jaxcodec.train import TrainConfig, Trainer, lr_schedule
 
 import toy_regression as toy
 from jaxcodec.errors import InputError
+from processes import run_processes, run_with_devices
 from toy_regression import make
 
 TESTS = Path(__file__).resolve().parent
-
-
-def _run_with_devices(ndev: int, code: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}", JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True)
 
 
 def test_learns_and_logs_jsonl(tmp_path):
@@ -128,7 +121,7 @@ def test_two_devices_give_the_same_result():
     """Data parallelism over 2 (forced) host devices equals a single-device run."""
     results = []
     for ndev in (1, 2):
-        out = _run_with_devices(ndev, f"""
+        out = run_with_devices(ndev, f"""
             import jax, numpy as np
             from toy_regression import make
             assert len(jax.local_devices()) == {ndev}, jax.local_devices()
@@ -140,9 +133,36 @@ def test_two_devices_give_the_same_result():
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
 
 
+def test_two_processes_give_the_same_result():
+    """Data parallelism over 2 processes of one device each (joined on 127.0.0.1, as two
+    hosts would be) equals a single-process run: each process puts its half of the batch."""
+    code = textwrap.dedent("""
+        import sys, jax, numpy as np
+        from jaxcodec import distributed
+        from toy_regression import make
+        distributed.initialize(sys.argv[2], 2, int(sys.argv[1]))
+        assert len(jax.local_devices()) == 1 and len(jax.devices()) == 2
+        p = make(steps=40).run()
+        print(" ".join(repr(float(v)) for v in np.asarray(p["w"]).tolist() + [float(p["b"])]))
+    """)
+    runs = run_processes(lambda i, coordinator: [sys.executable, "-c", code, str(i), coordinator])
+    assert all(r.returncode == 0 for r in runs), [r.stderr[-2000:] for r in runs]
+    single = run_with_devices(1, """
+        import numpy as np
+        from toy_regression import make
+        p = make(steps=40).run()
+        print(" ".join(repr(float(v)) for v in np.asarray(p["w"]).tolist() + [float(p["b"])]))
+    """)
+    assert single.returncode == 0, single.stderr
+    want = np.array([float(v) for v in single.stdout.split()])
+    for r in runs:  # both processes hold the same replicated parameters (gloo's log lines come first)
+        got = [float(v) for v in r.stdout.strip().splitlines()[-1].split()]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_batch_must_split_over_devices():
     """With 2 devices a batch of 3 cannot be split: a clear error, before any step runs."""
-    out = _run_with_devices(2, """
+    out = run_with_devices(2, """
         from toy_regression import make
         try:
             make(steps=2, batch=3).run()
@@ -150,7 +170,7 @@ def test_batch_must_split_over_devices():
             print("refused:", exc)
     """)
     assert out.returncode == 0, out.stderr
-    assert "refused: batch size 3 must be a multiple of the 2 local devices" in out.stdout
+    assert "refused: batch size 3 must be a multiple of the 2 devices" in out.stdout
 
 
 def test_lr_scale_speeds_up_or_freezes_a_parameter_group():

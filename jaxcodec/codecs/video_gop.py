@@ -17,22 +17,28 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxcodec.codecs import decode_boundary
 from jaxcodec.codecs import video_inr as single
-from jaxcodec.container import MAX_SECTIONS, Container, check_output_size, field_dict, field_int, field_list
+from jaxcodec.container import (MAX_SECTIONS, Container, check_output_size, field_dict, field_int, field_list, pack,
+                                unpack)
+from jaxcodec.distributed import gather_bytes, my_share
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.inr.models import INRConfig, stored_param_count
 from jaxcodec.metrics import frame_metrics
 
 log = logging.getLogger(__name__)
 KEY = "gop"
+SHARE_ID = "gop-share"  # what one process hands the others: its groups, coded
 MAX_GROUP = 1 << 16
 
 
@@ -68,51 +74,148 @@ class GopResult:
         return float(sum(g.ms_ssim * g.frames for g in self.groups) / self.frames)
 
 
+@dataclass
+class _Coded:
+    """One group as its chain coded it: the header entry, the two sections, the stats."""
+
+    index: int
+    config: INRConfig  # a full group's, which every chain must agree on
+    size: list[int]  # [height, width] of the frames
+    entry: dict[str, Any]
+    steps: bytes
+    symbols: bytes
+    stats: GroupStats
+
+
+def _code_chain(first: int, groups: Iterable[np.ndarray], opts: single.EncodeOptions, gop: int, fps: float,
+                later_epochs: int | None, device: jax.Device, on_group, on_step, on_log) -> list[_Coded]:
+    """Fit one chain's groups in order on one device: its first group from scratch, each
+    later one from its predecessor's weights (`later_epochs`)."""
+    out: list[_Coded] = []
+    prev, full = None, None
+    with jax.default_device(device):
+        for j, frames in enumerate(groups):
+            k, (n, h, w) = first + j, frames.shape[:3]
+            if n > gop:
+                raise InputError(f"group {k} holds {n} frames, more than --gop {gop}")
+            if full is None:
+                full = opts.for_video(gop, h, w, fps).model_config(h, w, gop)
+            cfg = full if n == gop else dataclasses.replace(full, frames=n)
+            group_opts = opts if j == 0 or later_epochs is None else dataclasses.replace(opts, epochs=later_epochs)
+            group_opts = dataclasses.replace(group_opts, workdir=None if opts.workdir is None
+                                             else f"{opts.workdir}/g{k}")
+            t0 = time.perf_counter()
+            result = single.encode(frames, group_opts, fps, config=cfg, init=prev, devices=[device],
+                                   on_step=on_step, on_log=on_log)
+            seconds = time.perf_counter() - t0
+            prev, c = result.params, result.container
+            m = frame_metrics(frames, result.reconstruction)
+            steps, symbols = c.section("steps"), c.section("symbols")
+            stats = GroupStats(k * gop, n, len(steps) + len(symbols), m["psnr"], m["ms_ssim"], seconds)
+            entry = {"frames": n, "scales": [x["scale"] for x in c.header["tensors"]], "embed": c.header.get("embed")}
+            out.append(_Coded(k, full, [h, w], entry, steps, symbols, stats))
+            if on_group is not None:
+                on_group(stats)
+    return out
+
+
+def _pack_share(coded: list[_Coded]) -> bytes:
+    header = {"groups": [{"index": x.index, "model": x.config.to_json(), "size": x.size, "entry": x.entry,
+                          "stats": dataclasses.asdict(x.stats)} for x in coded]}
+    sections = {f"g{x.index}.{name}": data for x in coded for name, data in (("steps", x.steps),
+                                                                              ("symbols", x.symbols))}
+    return pack(Container(SHARE_ID, header, sections))
+
+
+def _unpack_share(data: bytes) -> list[_Coded]:
+    c = unpack(data, [SHARE_ID])
+    return [_Coded(g["index"], INRConfig.from_json(g["model"]), g["size"], g["entry"], c.section(f"g{g['index']}.steps"),
+                   c.section(f"g{g['index']}.symbols"), GroupStats(**g["stats"])) for g in c.header["groups"]]
+
+
 def encode(groups: Iterable[np.ndarray], opts: single.EncodeOptions, gop: int, fps: float = 25.0,
            source: dict[str, Any] | None = None, *, later_epochs: int | None = None,
            on_group: Callable[[GroupStats], None] | None = None, on_step=None, on_log=None) -> GopResult:
-    """Code frame groups [n, H, W, 3] (all `gop` frames but the last) one network each;
-    group k > 0 starts from group k-1's weights and trains `later_epochs` (default: as the first)."""
+    """Code frame groups [n, H, W, 3] (all `gop` frames but the last) as one chain: group
+    k > 0 starts from group k-1's weights and trains `later_epochs` (default: as the first)."""
+    return encode_chains([lambda: groups], MAX_SECTIONS // 2, opts, gop, fps, source, later_epochs=later_epochs,
+                         on_group=on_group, on_step=on_step, on_log=on_log)
+
+
+def encode_chains(chains: Sequence[Callable[[], Iterable[np.ndarray]]], per_chain: int,
+                  opts: single.EncodeOptions, gop: int, fps: float = 25.0, source: dict[str, Any] | None = None, *,
+                  later_epochs: int | None = None, devices: Sequence[jax.Device] | None = None,
+                  on_group: Callable[[GroupStats], None] | None = None, on_step=None, on_log=None) -> GopResult:
+    """Code a video as independent chains of groups: `chains[c]()` opens chain c's frame
+    groups, groups c*per_chain onwards (every chain but the last holds `per_chain`).
+
+    Chain c goes to process c mod P (see `jaxcodec.distributed`) and there to the next
+    free one of `devices` (default: the process's own), a chain at a time per device;
+    every process returns the whole result, whose bytes do not depend on P or the devices.
+    """
     if gop < 1 or gop > MAX_GROUP:
         raise InputError(f"--gop must be 1 to {MAX_GROUP} frames")
-    entries, sections, stats = [], {}, []
-    full: INRConfig | None = None
-    prev, geometry, start = None, None, 0
-    for k, frames in enumerate(groups):
-        n, h, w = frames.shape[:3]
-        if geometry is None:
-            geometry = (h, w)
-            full = opts.for_video(gop, h, w, fps).model_config(h, w, gop)
-        elif (h, w) != geometry or n > gop or stats[-1].frames != gop:
-            raise InputError("groups must share one frame size, and only the last may be shorter than --gop")
-        if 2 * (k + 1) > MAX_SECTIONS:
-            raise InputError(f"more than {MAX_SECTIONS // 2} groups: use a larger --gop")
-        cfg = full if n == gop else dataclasses.replace(full, frames=n)
-        group_opts = opts if k == 0 or later_epochs is None else dataclasses.replace(opts, epochs=later_epochs)
-        group_opts = dataclasses.replace(group_opts, workdir=None if opts.workdir is None else f"{opts.workdir}/g{k}")
-        t0 = time.perf_counter()
-        result = single.encode(frames, group_opts, fps, config=cfg, init=prev, on_step=on_step, on_log=on_log)
-        seconds = time.perf_counter() - t0
-        prev = result.params
-        c = result.container
-        entries.append({"frames": n, "scales": [x["scale"] for x in c.header["tensors"]],
-                        "embed": c.header.get("embed")})
-        sections[f"g{k}.steps"], sections[f"g{k}.symbols"] = c.section("steps"), c.section("symbols")
-        m = frame_metrics(frames, result.reconstruction)
-        stats.append(GroupStats(start, n, len(sections[f"g{k}.steps"]) + len(sections[f"g{k}.symbols"]),
-                                m["psnr"], m["ms_ssim"], seconds))
-        start += n
-        if on_group is not None:
-            on_group(stats[-1])
-    if not stats:
+    if not chains or per_chain < 1:
+        raise InputError("no groups to code")
+    devices = jax.local_devices() if devices is None else list(devices)
+    todo, lock, failed = iter(my_share(chains)), threading.Lock(), threading.Event()
+    alone = len(devices) == 1  # concurrent fits report whole groups only: their bars would interleave
+
+    def report(stats: GroupStats) -> None:
+        with lock:
+            if on_group is not None:
+                on_group(stats)
+
+    def worker(device: jax.Device) -> list[_Coded]:
+        done: list[_Coded] = []
+        while not failed.is_set():
+            with lock:
+                c, open_chain = next(todo, (None, None))
+            if open_chain is None:
+                break
+            try:
+                coded = _code_chain(c * per_chain, open_chain(), opts, gop, fps, later_epochs, device, report,
+                                    on_step if alone else None, on_log if alone else None)
+            except BaseException:
+                failed.set()
+                raise
+            if len(coded) > per_chain or (not coded and c > 0):
+                raise InputError(f"chain {c} holds {len(coded)} groups; each holds 1 to {per_chain}")
+            done.extend(coded)
+        return done
+
+    if alone:
+        coded = worker(devices[0])
+    else:
+        with ThreadPoolExecutor(len(devices), thread_name_prefix="chain") as pool:
+            coded = [x for f in [pool.submit(worker, d) for d in devices] for x in f.result()]
+    if jax.process_count() > 1:
+        coded = [x for part in gather_bytes(_pack_share(coded)) for x in _unpack_share(part)]
+    return _assemble(sorted(coded, key=lambda x: x.index), opts, gop, fps, source, later_epochs, len(chains))
+
+
+def _assemble(coded: list[_Coded], opts: single.EncodeOptions, gop: int, fps: float, source: dict[str, Any] | None,
+              later_epochs: int | None, chains: int) -> GopResult:
+    """The file from every group: one group table in the header, two sections a group."""
+    if not coded:
         raise InputError("the video has no frames")
-    h, w = geometry
-    header = {"model": full.to_json(), "video": {"frames": start, "height": h, "width": w, "fps": fps},
-              KEY: {"size": gop, "groups": entries}, "source": source or {},
+    if [x.index for x in coded] != list(range(len(coded))):
+        raise InputError("the chains left a gap in the video: a chain ended before its last group")
+    if 2 * len(coded) > MAX_SECTIONS:
+        raise InputError(f"more than {MAX_SECTIONS // 2} groups: use a larger --gop")
+    if any(x.stats.frames != gop for x in coded[:-1]) or any((x.config, x.size) != (coded[0].config, coded[0].size) for x in coded):
+        raise InputError("groups must share one frame size, and only the last may be shorter than --gop")
+    full = coded[0].config
+    sections = {f"g{x.index}.{name}": data for x in coded for name, data in (("steps", x.steps),
+                                                                              ("symbols", x.symbols))}
+    frames = sum(x.stats.frames for x in coded)
+    h, w = coded[0].size
+    header = {"model": full.to_json(), "video": {"frames": frames, "height": h, "width": w, "fps": fps},
+              KEY: {"size": gop, "groups": [x.entry for x in coded]}, "source": source or {},
               "encoder": {"model": opts.inr, "params": stored_param_count(full), "epochs": opts.epochs,
-                          "later_epochs": later_epochs or opts.epochs, "lambda": opts.lam, "seed": opts.seed,
-                          "prune": opts.prune, "train_seconds": round(sum(g.train_seconds for g in stats), 2)}}
-    return GopResult(Container(single.CODEC_ID, header, sections), stats, full)
+                          "later_epochs": later_epochs or opts.epochs, "chains": chains, "lambda": opts.lam,
+                          "seed": opts.seed, "prune": opts.prune}}
+    return GopResult(Container(single.CODEC_ID, header, sections), [x.stats for x in coded], full)
 
 
 def is_gop(c: Container) -> bool:
@@ -135,11 +238,12 @@ def group_ranges(c: Container) -> list[tuple[int, int]]:
     return [(int(s), n) for s, n in zip(starts, counts)]
 
 
-def group_container(c: Container, k: int) -> Container:
+def group_container(c: Container, k: int, ranges: list[tuple[int, int]] | None = None) -> Container:
     """Group k as a single-network file (its shapes from the shared model config); a
-    damaged or missing section of that group raises BitstreamError."""
+    damaged or missing section of that group raises BitstreamError. `ranges`: the file's
+    `group_ranges`, when the caller has them."""
     w = single.CODEC_ID
-    ranges = group_ranges(c)
+    ranges = group_ranges(c) if ranges is None else ranges
     if not 0 <= k < len(ranges):
         raise BitstreamError(f"the file has no group {k}")
     entry = c.header[KEY]["groups"][k]
@@ -179,7 +283,7 @@ def decode(c: Container, start: int = 0, count: int | None = None, skip_damaged:
         if lo >= hi:
             continue
         try:
-            frames, fps = single.decode(group_container(c, k))
+            frames, fps = single.decode(group_container(c, k, ranges))
         except BitstreamError as exc:
             if not skip_damaged:
                 raise BitstreamError(f"group {k} (frames {s}..{s + n - 1}) is damaged: {exc}") from None
@@ -190,3 +294,18 @@ def decode(c: Container, start: int = 0, count: int | None = None, skip_damaged:
     if fps is None:
         raise BitstreamError("every group that holds the requested frames is damaged")
     return out, fps, lost
+
+
+@decode_boundary(single.CODEC_ID)
+def describe(c: Container) -> dict[str, Any]:
+    ranges = group_ranges(c)
+    first = group_container(c, 0, ranges)  # checks the shared model and video fields
+    _, info = single.parse_header(first)
+    frames = ranges[-1][0] + ranges[-1][1]
+    enc = c.header.get("encoder")
+    chains = enc.get("chains", 1) if isinstance(enc, dict) else 1
+    return {"video": f"{frames} frames of {info['width']}x{info['height']} at {info['fps']:g} fps",
+            "model": single.describe(first)["model"] + " per group",
+            "groups": f"{len(ranges)} of {ranges[0][1]} frames (the last {ranges[-1][1]}) in {chains} chain(s); "
+                      "sections g<k>.steps and g<k>.symbols below",
+            "bits per pixel": round(8 * len(pack(c)) / (frames * info["width"] * info["height"]), 5)}

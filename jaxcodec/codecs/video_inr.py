@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -233,10 +234,12 @@ class Fitted:
 
 
 def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = None,
-        init: dict[str, Any] | None = None, on_step=None, on_log=None) -> Fitted:
+        init: dict[str, Any] | None = None, devices: Sequence[jax.Device] | None = None,
+        on_step=None, on_log=None) -> Fitted:
     """Train a model on uint8 frames [T, H, W, 3] with the shared trainer; `config`
     overrides the one `opts` sizes, `init` (a previous fit's params) replaces every
-    initial parameter whose shape it matches."""
+    initial parameter whose shape it matches; `devices` (default: this process's) share
+    each batch."""
     frame_count_ok(frames)
     t, h, w = frames.shape[:3]
     cfg = opts.model_config(h, w, t) if config is None else config
@@ -253,9 +256,10 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = N
 
     padded = pad_to(frames, cfg.height, cfg.width)
     batch = FAMILY_BATCH[cfg.kind] if opts.batch_size is None else opts.batch_size
-    batch, devices = min(batch, t), len(jax.local_devices())
-    if batch < 1 or batch % devices:
-        raise InputError(f"batch size {batch} must be a positive multiple of the {devices} devices")
+    devices = jax.local_devices() if devices is None else list(devices)
+    batch = min(batch, t)
+    if batch < 1 or batch % len(devices):
+        raise InputError(f"batch size {batch} must be a positive multiple of the {len(devices)} devices")
     valid = np.zeros((cfg.height, cfg.width), np.float32)
     valid[:h, :w] = 1.0  # the padding to the network's size is not scored
     plan, tiles, (ph, pw) = None, np.zeros((1, 2), np.int32), (cfg.height, cfg.width)
@@ -293,7 +297,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = N
                            lr_scale=(("log_steps", step_gain), ("embed_log_step", step_gain)))
         make = _make_loss if masks is not None else _shared_loss  # masks (arrays) cannot key a cache
         trainer = Trainer(make(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan, loss), params, tcfg,
-                          sampler, workdir=workdir, on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
+                          sampler, devices=devices, workdir=workdir, on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
         try:
             return trainer.run(resume=opts.resume)
         finally:
@@ -405,18 +409,18 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
 
 def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: dict[str, Any] | None = None,
            *, config: INRConfig | None = None, init: dict[str, Any] | None = None,
-           on_step=None, on_log=None) -> EncodeResult:
+           devices: Sequence[jax.Device] | None = None, on_step=None, on_log=None) -> EncodeResult:
     """Fit (and prune) a network to the frames, then quantize and code it; with
     `opts.bpp`, the network is sized for that rate and the export lands on it
-    (`config` and `init`: see `fit`)."""
+    (`config`, `init`, `devices`: see `fit`)."""
     t, h, w = frames.shape[:3]
     opts = opts.for_video(t, h, w, fps)
     t0 = time.perf_counter()
-    fitted = fit(frames, opts, config=config, init=init, on_step=on_step, on_log=on_log)
+    fitted = fit(frames, opts, config=config, init=init, devices=devices, on_step=on_step, on_log=on_log)
     seconds = time.perf_counter() - t0
     extra = {"model": opts.inr, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
              "prune": opts.prune, "prune_epochs": opts.prune_epochs, "patch": opts.patch,
-             "lambda": opts.lam, "seed": opts.seed, "train_seconds": round(seconds, 2)}
+             "lambda": opts.lam, "seed": opts.seed}  # no timings: equal input and options, equal bytes
     step_scale, emb = 1.0, None
     if opts.bpp is not None:
         if fitted.config.kind == "hnerv":
@@ -455,7 +459,7 @@ STEP_RANGE = (2.0 ** -14, 65504.0)  # float16 steps as quant.steps_f16 clips the
 SCALE_RANGE = (0.01, 4096.0)  # Laplace scales in bins: floored at 0.05; ~25 at 7 bits, ~200 at 10
 
 
-def _parse(c: Container) -> tuple[INRConfig, dict]:
+def parse_header(c: Container) -> tuple[INRConfig, dict]:
     """Header fields, each type- and range-checked, and the output size bounded."""
     if c.codec != CODEC_ID:
         raise BitstreamError(f"this is a '{c.codec}' file, not a {CODEC_ID} video")
@@ -494,7 +498,7 @@ def decode(c: Container) -> tuple[np.ndarray, float]:
 def decode_weights(c: Container) -> tuple[INRConfig, dict, list[np.ndarray], np.ndarray | None]:
     """The network as the file stores it: config, header info, dequantized decoder
     leaves and (HNeRV) the dequantized embeddings."""
-    cfg, info = _parse(c)
+    cfg, info = parse_header(c)
     _, abstract, _ = _decoder_parts(cfg)
     shapes = info["shapes"]
     if [tuple(x.shape) for x in abstract] != [tuple(s) for s in shapes]:
@@ -538,16 +542,8 @@ def _gop():
 @decode_boundary(CODEC_ID)
 def describe(c: Container) -> dict[str, Any]:
     if _gop().is_gop(c):
-        ranges = _gop().group_ranges(c)
-        first = describe(_gop().group_container(c, 0))
-        video = c.header["video"]
-        size = len(container.pack(c))
-        return {"video": f"{video['frames']} frames of {video['width']}x{video['height']} at {video['fps']:g} fps",
-                "model": first["model"] + " per group",
-                "groups": f"{len(ranges)} of {ranges[0][1]} frames (the last {ranges[-1][1]}); "
-                          f"sections g<k>.steps and g<k>.symbols below",
-                "bits per pixel": round(8 * size / (video["frames"] * video["width"] * video["height"]), 5)}
-    cfg, info = _parse(c)
+        return _gop().describe(c)
+    cfg, info = parse_header(c)
     size = len(container.pack(c))
     pixels = info["t"] * info["height"] * info["width"]
     enc = c.header.get("encoder")
@@ -556,8 +552,7 @@ def describe(c: Container) -> dict[str, Any]:
             "model": f"{cfg.kind}, {stored_param_count(cfg):,} stored parameters, fc_dim {cfg.fc_dim}, "
                      f"strides {'x'.join(map(str, cfg.strides))}",
             "bits per pixel": round(8 * size / pixels, 5),
-            "trained": f"{enc.get('epochs', '?')} epochs, lambda {enc.get('lambda', '?')}, "
-                       f"{enc.get('train_seconds', '?')} s" if enc else "unknown"}
+            "trained": f"{enc.get('epochs', '?')} epochs, lambda {enc.get('lambda', '?')}" if enc else "unknown"}
 
 
 def fingerprint(frames: np.ndarray) -> dict[str, Any]:
@@ -645,6 +640,10 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--gop", type=cli_type(int, lo=1), default=None, metavar="N",
                    help="video: code groups of N frames, one network each, streaming the input (memory stays "
                         "flat for long videos; decode --start/--frames reads only the groups it needs)")
+    g.add_argument("--chains", type=cli_type(int, lo=1), default=1, metavar="K",
+                   help="video, --gop: split the groups into K chains, each starting from scratch; chains are "
+                        "fitted at once on the local devices and shared among processes (--coordinator) "
+                        "(default: 1, every group starts from its predecessor)")
     g.add_argument("--gop-epochs", type=cli_type(int, lo=1), default=None, metavar="E",
                    help="video, --gop: epochs for every group after the first, which starts from its "
                         "predecessor's weights (default: --epochs)")
@@ -666,6 +665,10 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     src, out = Path(args.input), Path(args.output)
     if args.gop is not None:
         return _encode_groups(args, opts, pre, progress)
+    if args.chains > 1:
+        raise InputError("--chains splits groups of pictures: add --gop N")
+    if jax.process_count() > 1:
+        raise InputError("processes share a video as chains of groups: add --gop N --chains K")
     frames, fps = read_video(src, pre)
     t, h, w = frames.shape[:3]
     opts = opts.for_video(t, h, w, fps)
@@ -686,23 +689,43 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
 
 
 def _encode_groups(args: argparse.Namespace, opts: EncodeOptions, pre: Preprocess, progress: Progress) -> str:
-    """--gop: stream the video group by group, one network each (see video_gop)."""
-    from jaxcodec.data.video import stream_video
+    """--gop: stream the video group by group, one network each, in --chains independent
+    chains shared among the local devices and the processes (see video_gop)."""
+    from jaxcodec.data.video import count_frames, stream_video
 
-    src, out = Path(args.input), Path(args.output)
-    fps, groups = stream_video(src, args.gop, pre)
-    progress.note(f"{src}: groups of {args.gop} frames at {fps:g} fps; {opts.inr}, {opts.epochs} epochs for the "
-                  f"first group, {args.gop_epochs or opts.epochs} for each later one")
+    src, out, gop = Path(args.input), Path(args.output), args.gop
+    if args.chains == 1:
+        fps, groups = stream_video(src, gop, pre)
+        chains, per_chain = [lambda: groups], _gop().MAX_SECTIONS // 2
+    else:
+        total, fps = count_frames(src, pre)
+        per_chain = -(-(-(-total // gop)) // args.chains)  # groups in each chain but the last
+        span = per_chain * gop
+
+        def chain(c: int):
+            part = dataclasses.replace(pre, start=pre.start + c * span, frames=min(span, total - c * span))
+            return lambda: stream_video(src, gop, part)[1]
+
+        chains = [chain(c) for c in range(-(-total // span))]
+    progress.note(f"{src}: groups of {gop} frames at {fps:g} fps in {len(chains)} chain(s) over "
+                  f"{len(jax.devices())} device(s) and {jax.process_count()} process(es); {opts.inr}, "
+                  f"{opts.epochs} epochs for each chain's first group, {args.gop_epochs or opts.epochs} for "
+                  "each later one")
 
     def done(g) -> None:
         progress.note(f"frames {g.start}..{g.start + g.frames - 1}: {g.bytes:,} bytes, PSNR {g.psnr:.2f} dB, "
                       f"{g.train_seconds:.1f} s")
 
-    result = _gop().encode(groups, opts, args.gop, fps, {"name": src.name, "preprocess": pre.to_json()},
-                           later_epochs=args.gop_epochs, on_group=done, on_step=progress.step, on_log=progress.log)
-    size = container.write(out, result.container)
-    h, w = result.container.header["video"]["height"], result.container.header["video"]["width"]
-    return (f"wrote {out}: {size:,} bytes in {len(result.groups)} groups, {8 * size / (result.frames * h * w):.4f} "
+    result = _gop().encode_chains(chains, per_chain, opts, gop, fps, {"name": src.name, "preprocess": pre.to_json()},
+                                  later_epochs=args.gop_epochs, on_group=done, on_step=progress.step,
+                                  on_log=progress.log)
+    c = result.container
+    size = len(container.pack(c))
+    if jax.process_index() == 0:
+        container.write(out, c)
+    h, w = c.header["video"]["height"], c.header["video"]["width"]
+    return (f"{'wrote' if jax.process_index() == 0 else f'process {jax.process_index()}: process 0 wrote'} "
+            f"{out}: {size:,} bytes in {len(result.groups)} groups, {8 * size / (result.frames * h * w):.4f} "
             f"bpp, PSNR {result.psnr:.2f} dB, MS-SSIM {result.ms_ssim:.4f}")
 
 

@@ -186,6 +186,32 @@ def stream_video(path: str | Path, group: int, pre: Preprocess = Preprocess()
     return fps, groups()
 
 
+def count_frames(path: str | Path, pre: Preprocess = Preprocess()) -> tuple[int, float]:
+    """How many frames `pre` selects, and the frame rate (a file is decoded once by ffmpeg
+    to count them), for splitting a video before reading it."""
+    path = Path(path)
+    fps = 25.0
+    if path.is_dir():
+        total = sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif path.is_file():
+        import imageio_ffmpeg
+
+        try:
+            reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+            fps = float(next(reader).get("fps") or fps)
+            reader.close()
+            total = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+        except Exception as exc:  # ffmpeg's failure surfaces as one of several types
+            raise InputError(f"cannot read {path} as a video: {str(exc).strip().splitlines()[0]}") from None
+    else:
+        raise InputError(f"no such video file or frame folder: {path}")
+    count = max(total - pre.start, 0)
+    count = count if pre.frames is None else min(count, pre.frames)
+    if count < 1:
+        raise _no_frames(path, pre)
+    return count, fps
+
+
 def pad_to(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """Edge-replicate frames at the bottom and right to the size a network renders."""
     h, w = frames.shape[1:3]

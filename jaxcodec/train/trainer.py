@@ -12,9 +12,11 @@ The trainer owns everything else:
   ``warmup`` fraction of steps, then cosine decay to 0;
 - one jitted train step; randomness is ``fold_in(seed, step)``, so a run resumed from a
   checkpoint follows exactly the path of an uninterrupted one;
-- data parallelism over all local devices: batches are split along their leading axis
-  with a ``NamedSharding`` over a 1-D mesh, parameters are replicated, and XLA inserts
-  the gradient all-reduce (multi-host runs call ``jax.distributed.initialize`` first);
+- data parallelism over every device of every process (or the ``devices`` given):
+  batches are split along their leading axis with a ``NamedSharding`` over a 1-D mesh,
+  parameters are replicated, and XLA inserts the gradient all-reduce. Multi-process runs
+  (`jaxcodec.distributed.initialize` first) have every process's sampler return the same
+  global batch; each process puts only its devices' rows;
 - Orbax checkpoints every ``checkpoint_every`` steps, at the end and on Ctrl-C, resumable;
   the epoch's running metric sums are saved with each, so a resumed run logs the same
   ``metrics.jsonl`` as an uninterrupted one (records past the checkpoint are dropped);
@@ -31,7 +33,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,9 +100,9 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return optax.chain(*parts) if len(parts) > 1 else parts[0]
 
 
-def data_mesh() -> Mesh:
-    """A 1-D mesh named 'data' over every local device."""
-    return Mesh(np.array(jax.local_devices()), ("data",))
+def data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named 'data' over `devices` (default: every device of every process)."""
+    return Mesh(np.array(jax.devices() if devices is None else list(devices)), ("data",))
 
 
 @functools.lru_cache(maxsize=16)
@@ -128,14 +130,14 @@ def _compiled_step(loss_fn: LossFn, cfg: TrainConfig, has_state: bool) -> Callab
 
 class Trainer:
     def __init__(self, loss_fn: LossFn, params: Any, cfg: TrainConfig, sampler: Callable[[int], Any], *,
-                 state: Any = None,
+                 state: Any = None, devices: Sequence[jax.Device] | None = None,
                  workdir: str | Path | None = None, eval_fn: Callable[[Any, Any], dict[str, float]] | None = None,
                  on_step: Callable[[int, int], None] | None = None,
                  on_log: Callable[[dict[str, Any]], None] | None = None):
         self.cfg, self.sampler, self.eval_fn = cfg, sampler, eval_fn
         self.on_step, self.on_log = on_step, on_log
         self.workdir = None if workdir is None else Path(workdir)
-        self.mesh = data_mesh()
+        self.mesh = data_mesh(devices)
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.batch_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
         self.tx = make_optimizer(cfg)
@@ -198,11 +200,14 @@ class Trainer:
     # -- training -------------------------------------------------------------------------
 
     def _put_batch(self, batch: Any) -> Any:
-        n = len(jax.local_devices())
+        n = self.mesh.size
         lead = jax.tree_util.tree_leaves(batch)[0].shape[0]
         if lead % n:
-            raise ValueError(f"batch size {lead} must be a multiple of the {n} local devices")
-        return jax.device_put(batch, self.batch_sharding)
+            raise ValueError(f"batch size {lead} must be a multiple of the {n} devices")
+        if jax.process_count() == 1:
+            return jax.device_put(batch, self.batch_sharding)
+        return jax.tree.map(lambda x: jax.make_array_from_callback(x.shape, self.batch_sharding,
+                                                                   lambda index: x[index]), batch)
 
     def _log_epoch(self, epoch: int, t0: float) -> None:
         """One metrics.jsonl record: the means over the epoch's steps (then the sums restart)."""

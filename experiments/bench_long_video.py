@@ -10,9 +10,12 @@ to 16:9 and resized to --size (default 640x360), the 502 frames looped --loops t
 networks are small and briefly trained (--epochs / --gop-epochs): this measures the
 pipeline's scaling, not its quality. Random access: 8 frames from the middle of the
 longest file against decoding all of it. GoP against one network: the first --rd-frames
-Bunny frames at 320x160 at one --bpp, one network against groups of --rd-gop.
+Bunny frames at 320x160 at one --bpp, one network against groups of --rd-gop. Chains: one
+`--gop --chains` encode on 1 device, on 2 forced host devices, and in 2 processes (same
+bytes required; wall time).
 
-    python experiments/bench_long_video.py [--size 640x360] [--loops 2] [--out out/long]
+    python experiments/bench_long_video.py [--size 640x360] [--loops 2] [--out out/long] [--skip-scaling]
+        [--skip-chains] [--skip-rd]
 
 Last line: `summary: time_linearity=T rss_growth=R gop_vs_single_db=D random_access_speedup=S`
 (T: time per frame at 8x over 1x; R: peak RSS at 8x over 1x).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -90,6 +94,46 @@ def scaling(args, clip: Path, total: int) -> list[dict]:
     return rows
 
 
+def chain_scaling(args, clip: Path) -> list[dict]:
+    """One `--gop --chains` encode through the CLI, three ways: one process on one device,
+    one process on two (forced host) devices, two processes on one device each (joined
+    on 127.0.0.1). The files must be the same bytes; the wall times compare."""
+    import hashlib
+    import socket
+
+    def env(devices: int) -> dict[str, str]:
+        return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")
+
+    rows = []
+    for name, processes, devices in (("1 process, 1 device", 1, 1), ("1 process, 2 devices", 1, 2),
+                                     ("2 processes, 1 device each", 2, 1)):
+        out = args.out / f"chains-{processes}p{devices}d.jxc"
+        cmd = [sys.executable, "-m", "jaxcodec.cli", "encode", str(clip), "-o", str(out), "-y",
+               "--frames", str(args.chain_frames), "--size", f"{args.chain_size[0]}x{args.chain_size[1]}",
+               "--inr", args.inr, "--params", str(args.params), "--epochs", str(args.chain_epochs),
+               "--gop", str(args.gop), "--chains", str(args.chains)]
+        if processes > 1:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            cmd += ["--coordinator", f"127.0.0.1:{port}", "--num-processes", str(processes)]
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen(cmd + (["--process-id", str(i)] if processes > 1 else []), env=env(devices),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(processes)]
+        for p in procs:
+            _, err = p.communicate()
+            if p.returncode:
+                raise SystemExit(err[-2000:])
+        wall = time.perf_counter() - t0
+        data = out.read_bytes()
+        rows.append({"run": name, "seconds": wall, "bytes": len(data), "sha": hashlib.sha256(data).hexdigest()[:12]})
+        print(f"  {name}: {wall:.1f} s", file=sys.stderr)
+    for r in rows:
+        r["speedup"] = rows[0]["seconds"] / r["seconds"]
+    return rows
+
+
 def random_access(path: Path) -> tuple[float, float]:
     c = container.read(path, load_codecs())
     total = c.header["video"]["frames"]
@@ -114,18 +158,19 @@ def gop_vs_single(args) -> list[dict]:
     one = video_inr.encode(frames, opts, fps)
     rows.append({"coding": "one network", "bytes": len(container.pack(one.container)),
                  "psnr": frame_metrics(frames, one.reconstruction)["psnr"], "seconds": time.perf_counter() - t0})
-    for init in (True, False):
+    groups = [frames[i:i + args.rd_gop] for i in range(0, len(frames), args.rd_gop)]
+    for how in ("residual", "init", "scratch"):
         t0 = time.perf_counter()
-        groups = [frames[i:i + args.rd_gop] for i in range(0, len(frames), args.rd_gop)]
-        if init:
-            res = video_gop.encode(groups, opts, args.rd_gop, fps)
-            size, psnr = len(container.pack(res.container)), res.psnr
-        else:  # every group from scratch
-            parts = [video_gop.encode([g], opts, args.rd_gop, fps) for g in groups]
-            size = sum(len(container.pack(p.container)) for p in parts)
-            psnr = sum(p.psnr * p.frames for p in parts) / len(frames)
-        rows.append({"coding": f"groups of {args.rd_gop}" + ("" if init else ", each from scratch"),
-                     "bytes": size, "psnr": psnr, "seconds": time.perf_counter() - t0})
+        if how == "scratch":  # every group from scratch: one chain a group
+            res = video_gop.encode_chains([lambda g=g: [g] for g in groups], 1, opts, args.rd_gop, fps)
+        else:
+            res = video_gop.encode(groups, opts, args.rd_gop, fps, later_epochs=args.rd_later_epochs,
+                                   residual=how == "residual")
+        label = {"residual": ", later groups as differences (--residual)", "init": ", each from its predecessor",
+                 "scratch": ", each from scratch"}[how]
+        rows.append({"coding": f"groups of {args.rd_gop}{label}", "bytes": len(container.pack(res.container)),
+                     "psnr": res.psnr, "seconds": time.perf_counter() - t0,
+                     "group_bytes": [g.bytes for g in res.groups]})
     for r in rows:
         r["bpp"] = 8 * r["bytes"] / frames[..., 0].size
     return rows
@@ -146,6 +191,14 @@ def main() -> None:
     ap.add_argument("--rd-inr", default="hinerv")
     ap.add_argument("--rd-bpp", type=float, default=0.3)
     ap.add_argument("--rd-epochs", type=int, default=30)
+    ap.add_argument("--rd-later-epochs", type=int, default=None, help="epochs of a chain's later groups "
+                                                                      "(default: --rd-epochs)")
+    ap.add_argument("--chains", type=int, default=2, help="chains in the chain-scaling runs")
+    ap.add_argument("--chain-frames", type=int, default=128, help="frames of the long clip the chain runs code")
+    ap.add_argument("--chain-size", type=parse_size, default=(320, 180), help="their frame size")
+    ap.add_argument("--chain-epochs", type=int, default=10, help="their epochs per group")
+    ap.add_argument("--skip-scaling", action="store_true", help="skip the time and memory against length runs")
+    ap.add_argument("--skip-chains", action="store_true", help="skip the chain-scaling runs")
     ap.add_argument("--skip-rd", action="store_true", help="skip the GoP-against-one-network comparison")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--clip", type=Path, help=argparse.SUPPRESS)
@@ -160,17 +213,30 @@ def main() -> None:
     print(f"long clip: {total} frames at {args.size[0]}x{args.size[1]} ({' + '.join(CLIPS)}, x{args.loops}); "
           f"{args.inr} {args.params:,.0f} parameters per group of {args.gop}, {args.epochs} epochs for the first "
           f"group and {args.gop_epochs} for each later one (pipeline scaling, not quality)\n")
-    rows = scaling(args, clip, total)
-    print("| length | frames | encode s | s per frame | steady s per frame | peak RSS MB | bytes | PSNR dB |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['length']} | {r['frames']} | {r['seconds']:.1f} | {r['seconds'] / r['frames']:.3f} | "
-              f"{r['steady_s_per_frame']:.3f} | {r['peak_rss_mb']:.0f} | {r['bytes']:,} | {r['psnr']:.2f} |")
-    linearity = (rows[-1]["seconds"] / rows[-1]["frames"]) / (rows[0]["seconds"] / rows[0]["frames"])
-    rss = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
-    part, whole = random_access(rows[-1]["file"])
-    print(f"\nrandom access, {rows[-1]['frames']} frames: 8 frames from the middle {part:.2f} s, all frames "
-          f"{whole:.2f} s: {whole / part:.1f}x")
+    linearity = rss = speedup = float("nan")
+    if not args.skip_scaling:
+        rows = scaling(args, clip, total)
+        print("| length | frames | encode s | s per frame | steady s per frame | peak RSS MB | bytes | PSNR dB |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['length']} | {r['frames']} | {r['seconds']:.1f} | {r['seconds'] / r['frames']:.3f} | "
+                  f"{r['steady_s_per_frame']:.3f} | {r['peak_rss_mb']:.0f} | {r['bytes']:,} | {r['psnr']:.2f} |")
+        linearity = (rows[-1]["seconds"] / rows[-1]["frames"]) / (rows[0]["seconds"] / rows[0]["frames"])
+        rss = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+        part, whole = random_access(rows[-1]["file"])
+        speedup = whole / part
+        print(f"\nrandom access, {rows[-1]['frames']} frames: 8 frames from the middle {part:.2f} s, all frames "
+              f"{whole:.2f} s: {speedup:.1f}x")
+    if not args.skip_chains:
+        rows = chain_scaling(args, clip)
+        print(f"\nchains: the first {args.chain_frames} frames at {args.chain_size[0]}x{args.chain_size[1]} in "
+              f"groups of {args.gop}, {args.chains} chains, {args.chain_epochs} epochs a group "
+              f"({os.cpu_count()} CPU cores here)\n")
+        print("| run | wall s | speed-up | bytes | sha256 |")
+        print("|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['run']} | {r['seconds']:.1f} | {r['speedup']:.2f}x | {r['bytes']:,} | {r['sha']} |")
+        print("same bytes in every run: " + ("yes" if len({r["sha"] for r in rows}) == 1 else "NO"))
     gain = float("nan")
     if not args.skip_rd:
         rd = gop_vs_single(args)
@@ -180,9 +246,11 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for r in rd:
             print(f"| {r['coding']} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['seconds']:.0f} |")
+        for r in rd[1:]:
+            print(f"{r['coding']}: bytes per group {r['group_bytes']}")
         gain = rd[1]["psnr"] - rd[0]["psnr"]
     print(f"\nsummary: time_linearity={linearity:.3f} rss_growth={rss:.3f} gop_vs_single_db={gain:.2f} "
-          f"random_access_speedup={whole / part:.1f}")
+          f"random_access_speedup={speedup:.1f}")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,48 @@ def test_bad_ranges_and_forged_group_tables(coded):
             video_inr.decode(container.Container(c.codec, h, c.sections))
 
 
+@pytest.fixture(scope="module")
+def residual_coded(bunny_10):
+    """The same 10 frames, the later groups coded as differences from their predecessor."""
+    frames, fps = bunny_10
+    opts = video_inr.EncodeOptions(inr="nerv", params=20_000, epochs=40, lam=1e-4)
+    groups = [frames[i:i + GOP] for i in range(0, len(frames), GOP)]
+    result = video_gop.encode(groups, opts, GOP, fps, later_epochs=20, residual=True)
+    data = container.pack(result.container)
+    return result, data, video_inr.decode(container.unpack(data, load_codecs()))[0]
+
+
+def test_residual_groups_cost_less_and_decode_exactly(bunny_10, residual_coded):
+    frames, _ = bunny_10
+    result, data, decoded = residual_coded
+    c = container.unpack(data, load_codecs())
+    assert video_gop.residual_flags(c) == [False, True, True]
+    for g in result.groups:  # the decoder rebuilds the encoder's weights from the differences, bit for bit
+        m = frame_metrics(frames[g.start:g.start + g.frames], decoded[g.start:g.start + g.frames])
+        assert m["psnr"] == pytest.approx(g.psnr, abs=1e-4)
+    assert result.psnr > 18.0
+    first, second = result.groups[0].bytes, result.groups[1].bytes
+    assert second < 0.5 * first  # 4 frames coded against 4 near-identical frames' network
+    frames_8, _, _ = video_gop.decode(c, 8, 2)  # needs groups 0 and 1's weights first
+    np.testing.assert_array_equal(frames_8, decoded[8:])
+
+
+def test_a_damaged_group_loses_the_residual_groups_after_it(residual_coded):
+    _, data, decoded = residual_coded
+    c = container.unpack(data, load_codecs())
+    damaged = container.Container(c.codec, c.header, c.sections, frozenset({"g1.symbols"}))
+    with pytest.raises(BitstreamError, match="group 1 .frames 4..7. is damaged.*group 2 .frames 8..*coded against it"):
+        video_gop.decode(damaged, 8, 2)
+    frames, _, lost = video_gop.decode(damaged, skip_damaged=True)
+    assert lost == [(4, 4), (8, 2)]
+    np.testing.assert_array_equal(frames[:4], decoded[:4])
+    assert not frames[4:].any()
+    forged = {**c.header, "gop": {**c.header["gop"], "groups": [{**g, "residual": True} for g in
+                                                                 c.header["gop"]["groups"]]}}
+    with pytest.raises(BitstreamError, match="false for group 0"):
+        video_inr.decode(container.Container(c.codec, forged, c.sections))
+
+
 def test_streaming_holds_one_group_at_a_time(monkeypatch, bunny_10, tmp_path):
     frames, fps = bunny_10
     alive, most = [0], [0]

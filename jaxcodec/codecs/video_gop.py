@@ -4,13 +4,18 @@ Each group of `gop` frames is fitted by its own network of the same shape, start
 the previous group's trained weights (autoregressive initialisation: later groups need
 fewer epochs), and coded as its own pair of sections, so memory depends on the group size,
 not on the video's length, a range of frames decodes from the groups that hold it alone,
-and a damaged group loses only its own frames.
+and a damaged group loses only its own frames. With `residual`, a later group is trained
+for, and coded as, the differences from its predecessor's decoded weights: far fewer bits,
+at the price of decoding a chain's earlier weights first (not its frames). Chains
+(`encode_chains`) restart from scratch; they are independent, so devices and processes
+fit them at once.
 
 File: the single-network `video-inr` header, plus ``gop``: ``{"size": N, "groups":
-[{"frames": n, "scales": [...], "embed": {...} | null}, ...]}``; group k's sections are
-``g{k}.steps`` and ``g{k}.symbols``, laid out as a single network's ``steps`` and
-``symbols``. The shared ``model`` config is a full group's; a shorter last group renders
-with its own frame count. Group k's view as a single-network file is `group_container`.
+[{"frames": n, "scales": [...], "embed": {...} | null, "residual": true?}, ...]}``; group
+k's sections are ``g{k}.steps`` and ``g{k}.symbols``, laid out as a single network's
+``steps`` and ``symbols``. The shared ``model`` config is a full group's; a shorter last
+group renders with its own frame count. Group k's view as a single-network file is
+`group_container`.
 """
 
 from __future__ import annotations
@@ -87,12 +92,23 @@ class _Coded:
     stats: GroupStats
 
 
+def matched_reference(weights: list[np.ndarray], shapes: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    """A predecessor's decoded weights as the reference of a network of these tensor
+    shapes: zeros (absolute coding) for every tensor whose shape differs (the
+    frame-dependent tensors of a shorter last group)."""
+    if len(weights) != len(shapes):
+        raise BitstreamError("a group's predecessor has another number of tensors")
+    return [w if w.shape == tuple(s) else np.zeros(tuple(s), np.float32) for w, s in zip(weights, shapes)]
+
+
 def _code_chain(first: int, groups: Iterable[np.ndarray], opts: single.EncodeOptions, gop: int, fps: float,
-                later_epochs: int | None, device: jax.Device, on_group, on_step, on_log) -> list[_Coded]:
+                later_epochs: int | None, device: jax.Device, on_group, on_step, on_log, residual: bool = False
+                ) -> list[_Coded]:
     """Fit one chain's groups in order on one device: its first group from scratch, each
-    later one from its predecessor's weights (`later_epochs`)."""
+    later one from its predecessor's weights (`later_epochs`) and, with `residual`, coded
+    as the differences from its predecessor's decoded weights."""
     out: list[_Coded] = []
-    prev, full = None, None
+    prev, weights, full = None, None, None
     with jax.default_device(device):
         for j, frames in enumerate(groups):
             k, (n, h, w) = first + j, frames.shape[:3]
@@ -105,14 +121,18 @@ def _code_chain(first: int, groups: Iterable[np.ndarray], opts: single.EncodeOpt
             group_opts = dataclasses.replace(group_opts, workdir=None if opts.workdir is None
                                              else f"{opts.workdir}/g{k}")
             t0 = time.perf_counter()
-            result = single.encode(frames, group_opts, fps, config=cfg, init=prev, devices=[device],
+            shapes = [x.shape for x in single._decoder_parts(cfg)[1]]
+            ref = matched_reference(weights, shapes) if residual and j > 0 else None
+            result = single.encode(frames, group_opts, fps, config=cfg, init=prev, reference=ref, devices=[device],
                                    on_step=on_step, on_log=on_log)
             seconds = time.perf_counter() - t0
-            prev, c = result.params, result.container
+            prev, weights, c = result.params, result.weights, result.container
             m = frame_metrics(frames, result.reconstruction)
             steps, symbols = c.section("steps"), c.section("symbols")
             stats = GroupStats(k * gop, n, len(steps) + len(symbols), m["psnr"], m["ms_ssim"], seconds)
             entry = {"frames": n, "scales": [x["scale"] for x in c.header["tensors"]], "embed": c.header.get("embed")}
+            if ref is not None:
+                entry["residual"] = True
             out.append(_Coded(k, full, [h, w], entry, steps, symbols, stats))
             if on_group is not None:
                 on_group(stats)
@@ -134,20 +154,23 @@ def _unpack_share(data: bytes) -> list[_Coded]:
 
 
 def encode(groups: Iterable[np.ndarray], opts: single.EncodeOptions, gop: int, fps: float = 25.0,
-           source: dict[str, Any] | None = None, *, later_epochs: int | None = None,
+           source: dict[str, Any] | None = None, *, later_epochs: int | None = None, residual: bool = False,
            on_group: Callable[[GroupStats], None] | None = None, on_step=None, on_log=None) -> GopResult:
     """Code frame groups [n, H, W, 3] (all `gop` frames but the last) as one chain: group
-    k > 0 starts from group k-1's weights and trains `later_epochs` (default: as the first)."""
+    k > 0 starts from group k-1's weights and trains `later_epochs` (default: as the first);
+    with `residual`, it is coded as the differences from group k-1's decoded weights."""
     return encode_chains([lambda: groups], MAX_SECTIONS // 2, opts, gop, fps, source, later_epochs=later_epochs,
-                         on_group=on_group, on_step=on_step, on_log=on_log)
+                         residual=residual, on_group=on_group, on_step=on_step, on_log=on_log)
 
 
 def encode_chains(chains: Sequence[Callable[[], Iterable[np.ndarray]]], per_chain: int,
                   opts: single.EncodeOptions, gop: int, fps: float = 25.0, source: dict[str, Any] | None = None, *,
-                  later_epochs: int | None = None, devices: Sequence[jax.Device] | None = None,
-                  on_group: Callable[[GroupStats], None] | None = None, on_step=None, on_log=None) -> GopResult:
+                  later_epochs: int | None = None, residual: bool = False,
+                  devices: Sequence[jax.Device] | None = None, on_group: Callable[[GroupStats], None] | None = None,
+                  on_step=None, on_log=None) -> GopResult:
     """Code a video as independent chains of groups: `chains[c]()` opens chain c's frame
-    groups, groups c*per_chain onwards (every chain but the last holds `per_chain`).
+    groups, groups c*per_chain onwards (every chain but the last holds `per_chain`);
+    `residual`: a chain's later groups are coded as differences from their predecessor.
 
     Chain c goes to process c mod P (see `jaxcodec.distributed`) and there to the next
     free one of `devices` (default: the process's own), a chain at a time per device;
@@ -157,6 +180,9 @@ def encode_chains(chains: Sequence[Callable[[], Iterable[np.ndarray]]], per_chai
         raise InputError(f"--gop must be 1 to {MAX_GROUP} frames")
     if not chains or per_chain < 1:
         raise InputError("no groups to code")
+    if residual and opts.prune > 0:
+        raise InputError("--residual codes weights as differences, which pruning would not keep at zero: "
+                         "use --prune 0")
     devices = jax.local_devices() if devices is None else list(devices)
     todo, lock, failed = iter(my_share(chains)), threading.Lock(), threading.Event()
     alone = len(devices) == 1  # concurrent fits report whole groups only: their bars would interleave
@@ -175,7 +201,7 @@ def encode_chains(chains: Sequence[Callable[[], Iterable[np.ndarray]]], per_chai
                 break
             try:
                 coded = _code_chain(c * per_chain, open_chain(), opts, gop, fps, later_epochs, device, report,
-                                    on_step if alone else None, on_log if alone else None)
+                                    on_step if alone else None, on_log if alone else None, residual)
             except BaseException:
                 failed.set()
                 raise
@@ -191,11 +217,12 @@ def encode_chains(chains: Sequence[Callable[[], Iterable[np.ndarray]]], per_chai
             coded = [x for f in [pool.submit(worker, d) for d in devices] for x in f.result()]
     if jax.process_count() > 1:
         coded = [x for part in gather_bytes(_pack_share(coded)) for x in _unpack_share(part)]
-    return _assemble(sorted(coded, key=lambda x: x.index), opts, gop, fps, source, later_epochs, len(chains))
+    return _assemble(sorted(coded, key=lambda x: x.index), opts, gop, fps, source, later_epochs, len(chains),
+                     residual)
 
 
 def _assemble(coded: list[_Coded], opts: single.EncodeOptions, gop: int, fps: float, source: dict[str, Any] | None,
-              later_epochs: int | None, chains: int) -> GopResult:
+              later_epochs: int | None, chains: int, residual: bool) -> GopResult:
     """The file from every group: one group table in the header, two sections a group."""
     if not coded:
         raise InputError("the video has no frames")
@@ -213,7 +240,8 @@ def _assemble(coded: list[_Coded], opts: single.EncodeOptions, gop: int, fps: fl
     header = {"model": full.to_json(), "video": {"frames": frames, "height": h, "width": w, "fps": fps},
               KEY: {"size": gop, "groups": [x.entry for x in coded]}, "source": source or {},
               "encoder": {"model": opts.inr, "params": stored_param_count(full), "epochs": opts.epochs,
-                          "later_epochs": later_epochs or opts.epochs, "chains": chains, "lambda": opts.lam,
+                          "later_epochs": later_epochs or opts.epochs, "chains": chains, "residual": residual,
+                          "lambda": opts.lam,
                           "seed": opts.seed, "prune": opts.prune}}
     return GopResult(Container(single.CODEC_ID, header, sections), [x.stats for x in coded], full)
 
@@ -262,12 +290,23 @@ def group_container(c: Container, k: int, ranges: list[tuple[int, int]] | None =
     return Container(c.codec, header, {"steps": c.section(f"g{k}.steps"), "symbols": c.section(f"g{k}.symbols")})
 
 
+def residual_flags(c: Container) -> list[bool]:
+    """Which groups are coded as differences from their predecessor (never the first)."""
+    groups = field_list(field_dict(c.header, KEY, single.CODEC_ID), "groups", 1, MAX_SECTIONS // 2, single.CODEC_ID)
+    flags = [g.get("residual", False) if isinstance(g, dict) else False for g in groups]
+    if any(type(f) is not bool for f in flags) or flags[0]:
+        raise BitstreamError(f"{single.CODEC_ID} header: 'residual' must be true or false, and false for group 0")
+    return flags
+
+
 @decode_boundary(single.CODEC_ID)
 def decode(c: Container, start: int = 0, count: int | None = None, skip_damaged: bool = False
            ) -> tuple[np.ndarray, float, list[tuple[int, int]]]:
     """Frames start..start+count-1 (default: to the end), the fps, and the (first, count)
-    ranges lost to damaged groups (only with `skip_damaged`; their frames are black)."""
-    ranges = group_ranges(c)
+    ranges lost to damaged groups (only with `skip_damaged`; their frames are black). A
+    residual group needs its predecessors' weights back to its chain's first group: they
+    are decoded (not rendered), and a damaged one loses the groups that depend on it."""
+    ranges, residual = group_ranges(c), residual_flags(c)
     video = field_dict(c.header, "video", single.CODEC_ID)
     total = ranges[-1][0] + ranges[-1][1]
     count = total - start if count is None else count
@@ -276,6 +315,28 @@ def decode(c: Container, start: int = 0, count: int | None = None, skip_damaged:
     height = field_int(video, "height", 1, 1 << 14, single.CODEC_ID)
     width = field_int(video, "width", 1, 1 << 14, single.CODEC_ID)
     check_output_size(3.0 * count * height * width, sum(len(v) for v in c.sections.values()), "frames")
+    last: dict[str, Any] = {}  # the group whose weights were decoded last: "k", "weights"
+
+    def weights(k: int):
+        first = k
+        while residual[first]:
+            first -= 1
+        if last and first <= last["k"] < k:
+            first = last["k"] + 1
+        for j in range(first, k + 1):
+            s, n = ranges[j]
+            try:
+                group = group_container(c, j, ranges)
+                ref = None
+                if residual[j]:
+                    ref = matched_reference(last["weights"][2], [t["shape"] for t in group.header["tensors"]])
+                last.update(k=j, weights=single.decode_weights(group, ref))
+            except BitstreamError as exc:
+                last.clear()
+                needs = "" if j == k else f"; group {k} (frames {ranges[k][0]}..) is coded against it"
+                raise BitstreamError(f"group {j} (frames {s}..{s + n - 1}) is damaged: {exc}{needs}") from None
+        return last["weights"]
+
     out = np.zeros((count, height, width, 3), np.uint8)
     lost, fps = [], None
     for k, (s, n) in enumerate(ranges):
@@ -283,13 +344,14 @@ def decode(c: Container, start: int = 0, count: int | None = None, skip_damaged:
         if lo >= hi:
             continue
         try:
-            frames, fps = single.decode(group_container(c, k, ranges))
+            cfg, info, leaves, emb = weights(k)
         except BitstreamError as exc:
             if not skip_damaged:
-                raise BitstreamError(f"group {k} (frames {s}..{s + n - 1}) is damaged: {exc}") from None
-            log.warning("group %d (frames %d..%d) is damaged and skipped: %s", k, s, s + n - 1, exc)
+                raise
+            log.warning("frames %d..%d are lost: %s", s, s + n - 1, exc)
             lost.append((s, n))
             continue
+        frames, fps = single.render(cfg, leaves, emb, info["height"], info["width"]), info["fps"]
         out[lo - start:hi - start] = frames[lo - s:hi - s]
     if fps is None:
         raise BitstreamError("every group that holds the requested frames is damaged")

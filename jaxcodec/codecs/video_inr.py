@@ -138,6 +138,7 @@ class EncodeResult:
     train_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] | None = None  # the trained parameters (a next group starts from them)
+    weights: list[np.ndarray] | None = None  # the decoder's weights as decoded (a next group's reference)
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,18 +188,19 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
 
 
 def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, height: int, width: int,
-               masks: list[jax.Array] | None = None, plan=None, loss: str = "mse"):
+               masks: list[jax.Array] | None = None, plan=None, loss: str = "mse", residual: bool = False):
     """The distortion (`loss`) over the batch's valid pixels (of whole frames, or of patches
-    with `plan`) plus lam * bits per pixel of everything stored."""
+    with `plan`) plus lam * bits per pixel of everything stored. `residual`: the loss takes
+    the trainer's state, whose "reference" leaves the weights are coded against."""
     pixels = float(height * width * cfg.frames)
 
-    def loss_fn(params, batch, key, step):
+    def loss_fn(params, batch, key, step, refs=None):
         frames, index = batch["frames"].astype(jnp.float32) / 255.0, batch["index"]
         kw, ke = jax.random.split(key)
         leaves = jax.tree_util.tree_leaves(params["decoder"])
         if masks is not None:  # pruned weights are zero in the forward pass, the rate term and the file
             leaves = [x * m for x, m in zip(leaves, masks)]
-        leaves, wbits = quant.fake_quant_tree(leaves, params["log_steps"], kw)
+        leaves, wbits = quant.fake_quant_tree(leaves, params["log_steps"], kw, refs)
         decoder = nnx.merge(dec_graph, jax.tree_util.tree_unflatten(dec_treedef, leaves))
         if cfg.kind == "hnerv":
             code = nnx.merge(enc_graph, params["encoder"])(frames)
@@ -217,6 +219,11 @@ def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, he
         bpp = (wbits + ebits) / pixels
         return distortion + lam * bpp, {"psnr": -10 * jnp.log10(jnp.maximum(mse, 1e-12)), "bpp": bpp, "mse": mse}
 
+    if residual:
+        def against_reference(params, state, batch, key, step):
+            loss, metrics = loss_fn(params, batch, key, step, state["reference"])
+            return loss, (metrics, state)
+        return against_reference
     return loss_fn
 
 
@@ -231,15 +238,17 @@ class Fitted:
     params: dict[str, Any]
     encoder_graph: Any  # HNeRV's encoder (not stored in files), None for NeRV
     history: list[dict[str, Any]]
+    reference: list[np.ndarray] | None = None  # decoded weights the file codes the differences from
 
 
 def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = None,
-        init: dict[str, Any] | None = None, devices: Sequence[jax.Device] | None = None,
-        on_step=None, on_log=None) -> Fitted:
+        init: dict[str, Any] | None = None, reference: list[np.ndarray] | None = None,
+        devices: Sequence[jax.Device] | None = None, on_step=None, on_log=None) -> Fitted:
     """Train a model on uint8 frames [T, H, W, 3] with the shared trainer; `config`
     overrides the one `opts` sizes, `init` (a previous fit's params) replaces every
-    initial parameter whose shape it matches; `devices` (default: this process's) share
-    each batch."""
+    initial parameter whose shape it matches; `reference` (decoded weights, one per decoder
+    tensor, zeros where there is none) makes the rate that of the differences from it;
+    `devices` (default: this process's) share each batch."""
     frame_count_ok(frames)
     t, h, w = frames.shape[:3]
     cfg = opts.model_config(h, w, t) if config is None else config
@@ -253,6 +262,11 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = N
         params["embed_log_step"] = quant.init_embed_log_step(cfg.code_dim)
     if init is not None:
         params = _start_from(params, init)
+    if reference is not None:
+        if opts.prune > 0:
+            raise InputError("weights coded against a reference cannot be pruned: use --prune 0")
+        if [tuple(r.shape) for r in reference] != [tuple(x.shape) for x in dec_leaves]:
+            raise ValueError("the reference does not have the decoder's tensor shapes")
 
     padded = pad_to(frames, cfg.height, cfg.width)
     batch = FAMILY_BATCH[cfg.kind] if opts.batch_size is None else opts.batch_size
@@ -296,8 +310,10 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = N
                            grad_clip=grad_clip, seed=opts.seed,
                            lr_scale=(("log_steps", step_gain), ("embed_log_step", step_gain)))
         make = _make_loss if masks is not None else _shared_loss  # masks (arrays) cannot key a cache
-        trainer = Trainer(make(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan, loss), params, tcfg,
-                          sampler, devices=devices, workdir=workdir, on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
+        loss_fn = make(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan, loss, reference is not None)
+        state = None if reference is None else {"reference": [jnp.asarray(r, jnp.float32) for r in reference]}
+        trainer = Trainer(loss_fn, params, tcfg, sampler, state=state, devices=devices, workdir=workdir,
+                          on_step=on_step, on_log=lambda r: log({**r, "stage": name}))
         try:
             return trainer.run(resume=opts.resume)
         finally:
@@ -315,7 +331,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = N
         params = stage(params, opts.prune_epochs, lr * opts.prune_lr, workdir, masks, "prune")
         leaves = [x * m for x, m in zip(jax.tree_util.tree_leaves(params["decoder"]), masks)]
         params = {**params, "decoder": jax.tree_util.tree_unflatten(dec_treedef, leaves)}
-    return Fitted(cfg, params, enc_graph, history)
+    return Fitted(cfg, params, enc_graph, history, reference)
 
 
 def _start_from(params: dict[str, Any], init: dict[str, Any]) -> dict[str, Any]:
@@ -366,8 +382,9 @@ def _short(scale: Any) -> float:
 def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
                     source: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
                     step_scale: float = 1.0, embeddings: np.ndarray | None = None, render_frames: bool = True
-                    ) -> tuple[Container, np.ndarray | None]:
-    """Quantize the trained model, code it, and render what the decoder will render.
+                    ) -> tuple[Container, np.ndarray | None, list[np.ndarray] | None]:
+    """Quantize the trained model, code it, and render what the decoder will render; also
+    the decoder's weights as it will decode them.
 
     `step_scale` multiplies every learned quantization step (rate control at export).
     """
@@ -375,8 +392,9 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
     t, h, w = frames.shape[:3]
     log_k = float(np.log(step_scale))
     leaves = [np.asarray(x, np.float32) for x in jax.tree_util.tree_leaves(params["decoder"])]
+    refs = fitted.reference or [None] * len(leaves)
     steps16 = [quant.steps_f16(x, np.asarray(s) + log_k) for x, s in zip(leaves, params["log_steps"])]
-    qs = [quant.quantize(x, s) for x, s in zip(leaves, steps16)]
+    qs = [quant.quantize(x, s, r) for x, s, r in zip(leaves, steps16, refs)]
     scales = [_short(quant.laplace_scale_of(q)) for q in qs]
     values = [q.reshape(-1) for q in qs]
     rows = [np.full(q.size, i, np.int32) for i, q in enumerate(qs)]
@@ -401,22 +419,25 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
               "source": source or {}, "encoder": extra or {}}
     c = Container(CODEC_ID, header, {"steps": b"".join(step_bytes), "symbols": symbols})
     if not render_frames:
-        return c, None
-    deq = [quant.dequantize(q, s) for q, s in zip(qs, steps16)]
+        return c, None, None
+    deq = [quant.dequantize(q, s, r) for q, s, r in zip(qs, steps16, refs)]
     emb_deq = None if embed_q is None else quant.dequantize(embed_q, estep16, loc16)
-    return c, render(cfg, deq, emb_deq, h, w)
+    return c, render(cfg, deq, emb_deq, h, w), deq
 
 
 def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: dict[str, Any] | None = None,
            *, config: INRConfig | None = None, init: dict[str, Any] | None = None,
-           devices: Sequence[jax.Device] | None = None, on_step=None, on_log=None) -> EncodeResult:
+           reference: list[np.ndarray] | None = None, devices: Sequence[jax.Device] | None = None,
+           on_step=None, on_log=None) -> EncodeResult:
     """Fit (and prune) a network to the frames, then quantize and code it; with
     `opts.bpp`, the network is sized for that rate and the export lands on it
-    (`config`, `init`, `devices`: see `fit`)."""
+    (`config`, `init`, `reference`, `devices`: see `fit`; the file then holds the
+    differences from the reference, which its decoder must be given)."""
     t, h, w = frames.shape[:3]
     opts = opts.for_video(t, h, w, fps)
     t0 = time.perf_counter()
-    fitted = fit(frames, opts, config=config, init=init, devices=devices, on_step=on_step, on_log=on_log)
+    fitted = fit(frames, opts, config=config, init=init, reference=reference, devices=devices, on_step=on_step,
+                 on_log=on_log)
     seconds = time.perf_counter() - t0
     extra = {"model": opts.inr, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
              "prune": opts.prune, "prune_epochs": opts.prune_epochs, "patch": opts.patch,
@@ -430,8 +451,8 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
             log.warning("--bpp %g is out of reach of a %s of %d parameters at this size: the file misses it",
                         opts.bpp, opts.inr, stored_param_count(fitted.config))
         extra = {**extra, "target_bpp": opts.bpp, "step_scale": round(step_scale, 5)}
-    c, recon = build_container(fitted, frames, fps, source, extra, step_scale, emb)
-    return EncodeResult(c, recon, fitted.config, seconds, fitted.history, fitted.params)
+    c, recon, weights = build_container(fitted, frames, fps, source, extra, step_scale, emb)
+    return EncodeResult(c, recon, fitted.config, seconds, fitted.history, fitted.params, weights)
 
 
 def _step_scale_for(target_bytes: float, fitted: Fitted, frames, fps, source, extra, emb) -> float:
@@ -495,9 +516,11 @@ def decode(c: Container) -> tuple[np.ndarray, float]:
 
 
 @decode_boundary(CODEC_ID)
-def decode_weights(c: Container) -> tuple[INRConfig, dict, list[np.ndarray], np.ndarray | None]:
+def decode_weights(c: Container, reference: list[np.ndarray] | None = None
+                   ) -> tuple[INRConfig, dict, list[np.ndarray], np.ndarray | None]:
     """The network as the file stores it: config, header info, dequantized decoder
-    leaves and (HNeRV) the dequantized embeddings."""
+    leaves and (HNeRV) the dequantized embeddings; `reference`: the weights a group's
+    file codes the differences from (see `encode`)."""
     cfg, info = parse_header(c)
     _, abstract, _ = _decoder_parts(cfg)
     shapes = info["shapes"]
@@ -521,9 +544,10 @@ def decode_weights(c: Container) -> tuple[INRConfig, dict, list[np.ndarray], np.
         rows.append(np.tile(np.arange(cfg.code_dim, dtype=np.int32) + len(shapes), n_emb // cfg.code_dim))
     tables = PRIOR.tables(np.asarray(info["scales"] + info["escales"], np.float32).astype(np.float64))
     values = coder.decode(c.section("symbols"), tables, np.concatenate(rows), dtype=np.int64)
+    refs = [None] * len(shapes) if reference is None else reference
     leaves, pos, spos = [], 0, 0
-    for shape, n, k in zip(shapes, sizes, nsteps):
-        leaves.append(quant.dequantize(values[pos:pos + n].reshape(shape), steps[spos:spos + k]))
+    for shape, n, k, ref in zip(shapes, sizes, nsteps, refs):
+        leaves.append(quant.dequantize(values[pos:pos + n].reshape(shape), steps[spos:spos + k], ref))
         pos, spos = pos + n, spos + k
     emb = None
     if cfg.kind == "hnerv":
@@ -644,6 +668,10 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                    help="video, --gop: split the groups into K chains, each starting from scratch; chains are "
                         "fitted at once on the local devices and shared among processes (--coordinator) "
                         "(default: 1, every group starts from its predecessor)")
+    g.add_argument("--residual", action="store_true",
+                   help="video, --gop: code each later group of a chain as the differences from its predecessor's "
+                        "decoded weights, trained for the rate of those differences (NIRVANA); decoding a group then "
+                        "needs its chain's earlier groups' weights, and a damaged group loses the rest of its chain")
     g.add_argument("--gop-epochs", type=cli_type(int, lo=1), default=None, metavar="E",
                    help="video, --gop: epochs for every group after the first, which starts from its "
                         "predecessor's weights (default: --epochs)")
@@ -665,8 +693,8 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     src, out = Path(args.input), Path(args.output)
     if args.gop is not None:
         return _encode_groups(args, opts, pre, progress)
-    if args.chains > 1:
-        raise InputError("--chains splits groups of pictures: add --gop N")
+    if args.chains > 1 or args.residual:
+        raise InputError("--chains and --residual work on groups of pictures: add --gop N")
     if jax.process_count() > 1:
         raise InputError("processes share a video as chains of groups: add --gop N --chains K")
     frames, fps = read_video(src, pre)
@@ -717,7 +745,8 @@ def _encode_groups(args: argparse.Namespace, opts: EncodeOptions, pre: Preproces
                       f"{g.train_seconds:.1f} s")
 
     result = _gop().encode_chains(chains, per_chain, opts, gop, fps, {"name": src.name, "preprocess": pre.to_json()},
-                                  later_epochs=args.gop_epochs, on_group=done, on_step=progress.step,
+                                  later_epochs=args.gop_epochs, residual=args.residual, on_group=done,
+                                  on_step=progress.step,
                                   on_log=progress.log)
     c = result.container
     size = len(container.pack(c))

@@ -12,6 +12,9 @@ learned, the precision, moves little (it starts near 7 bits per Gaussian weight)
   whose scale is the maximum-likelihood fit to those values (mean |q|), per tensor or
   per embedding channel: the same model the encoder fits to the final integers.
 
+A reference (the previous group's decoded weights, NIRVANA-style residual coding) shifts
+the grid: ``ref + step * round((w - ref) / step)``, and the rate is the difference's.
+
 At the end, step sizes are rounded to float16 (that is what the file stores) and the
 integers are ``round(w / step)``; decoding multiplies back with the same float16 steps.
 """
@@ -53,22 +56,25 @@ def step_of(w, log_rel):
     return jnp.exp(log_rel) * jax.lax.stop_gradient(channel_rms(w))
 
 
-def fake_quant(w: jax.Array, log_rel: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(STE-quantized weights for the forward pass, rate bits of the noisy proxy)."""
+def fake_quant(w: jax.Array, log_rel: jax.Array, key: jax.Array, ref: jax.Array | float = 0.0
+               ) -> tuple[jax.Array, jax.Array]:
+    """(STE-quantized weights for the forward pass, rate bits of the noisy proxy); with a
+    reference (a previous network's decoded weights), what is coded is the difference."""
     step = step_of(w, log_rel)
-    x = w / step
-    w_hat = _round_ste(x) * step
+    x = (w - ref) / step
+    w_hat = ref + _round_ste(x) * step
     noisy = x + jax.random.uniform(key, x.shape, minval=-0.5, maxval=0.5)
     scale = laplace_scale_mle(noisy)
     return w_hat, jnp.sum(bin_bits("laplace", noisy, scale))
 
 
-def fake_quant_tree(leaves: list[jax.Array], log_steps: list[jax.Array], key: jax.Array
-                    ) -> tuple[list[jax.Array], jax.Array]:
+def fake_quant_tree(leaves: list[jax.Array], log_steps: list[jax.Array], key: jax.Array,
+                    refs: list[jax.Array] | None = None) -> tuple[list[jax.Array], jax.Array]:
     keys = jax.random.split(key, len(leaves))
+    refs = [0.0] * len(leaves) if refs is None else refs
     out, bits = [], jnp.float32(0.0)
-    for w, s, k in zip(leaves, log_steps, keys):
-        w_hat, b = fake_quant(w, s, k)
+    for w, s, k, r in zip(leaves, log_steps, keys, refs):
+        w_hat, b = fake_quant(w, s, k, r)
         out.append(w_hat)
         bits = bits + b
     return out, bits
@@ -100,6 +106,8 @@ def steps_f16(w: np.ndarray, log_rel: np.ndarray) -> np.ndarray:
 
 
 def quantize(w: np.ndarray, step16: np.ndarray, loc16: np.ndarray | None = None) -> np.ndarray:
+    """Integers round((w - loc) / step): loc is a float16 offset per channel (embeddings) or
+    a float32 reference tensor (a group's weights coded against its predecessor's)."""
     step = step16.astype(np.float32)
     loc = 0.0 if loc16 is None else loc16.astype(np.float32)
     return np.round((np.asarray(w, np.float32) - loc) / step).astype(np.int64)

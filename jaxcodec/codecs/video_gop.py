@@ -124,7 +124,7 @@ def _code_chain(first: int, groups: Iterable[np.ndarray], opts: single.EncodeOpt
             shapes = [x.shape for x in single._decoder_parts(cfg)[1]]
             ref = matched_reference(weights, shapes) if residual and j > 0 else None
             result = single.encode(frames, group_opts, fps, config=cfg, init=prev, reference=ref, devices=[device],
-                                   on_step=on_step, on_log=on_log)
+                                   payload_only=True, on_step=on_step, on_log=on_log)
             seconds = time.perf_counter() - t0
             prev, weights, c = result.params, result.weights, result.container
             m = frame_metrics(frames, result.reconstruction)

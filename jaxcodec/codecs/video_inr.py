@@ -428,9 +428,10 @@ def build_container(fitted: Fitted, frames: np.ndarray, fps: float,
 def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: dict[str, Any] | None = None,
            *, config: INRConfig | None = None, init: dict[str, Any] | None = None,
            reference: list[np.ndarray] | None = None, devices: Sequence[jax.Device] | None = None,
-           on_step=None, on_log=None) -> EncodeResult:
+           payload_only: bool = False, on_step=None, on_log=None) -> EncodeResult:
     """Fit (and prune) a network to the frames, then quantize and code it; with
-    `opts.bpp`, the network is sized for that rate and the export lands on it
+    `opts.bpp`, the network is sized for that rate and the export lands the file on it
+    (with `payload_only`, its sections: a group of a --gop file, whose header is shared)
     (`config`, `init`, `reference`, `devices`: see `fit`; the file then holds the
     differences from the reference, which its decoder must be given)."""
     t, h, w = frames.shape[:3]
@@ -446,7 +447,8 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
     if opts.bpp is not None:
         if fitted.config.kind == "hnerv":
             emb = embeddings_of(fitted, pad_to(frames, fitted.config.height, fitted.config.width))
-        step_scale = _step_scale_for(opts.bpp * t * h * w / 8, fitted, frames, fps, source, extra, emb)
+        step_scale = _step_scale_for(opts.bpp * t * h * w / 8, fitted, frames, fps, source, extra, emb,
+                                     payload_only)
         if step_scale in (2.0 ** -3, 2.0 ** 4):
             log.warning("--bpp %g is out of reach of a %s of %d parameters at this size: the file misses it",
                         opts.bpp, opts.inr, stored_param_count(fitted.config))
@@ -455,11 +457,14 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
     return EncodeResult(c, recon, fitted.config, seconds, fitted.history, fitted.params, weights)
 
 
-def _step_scale_for(target_bytes: float, fitted: Fitted, frames, fps, source, extra, emb) -> float:
-    """A common multiplier of every quantization step that puts the file at the target
-    size: bisection in log-scale on the real coded size (no training, a few codings)."""
+def _step_scale_for(target_bytes: float, fitted: Fitted, frames, fps, source, extra, emb,
+                    payload_only: bool = False) -> float:
+    """A common multiplier of every quantization step that puts the file (or its sections)
+    at the target size: bisection in log-scale on the real coded size (no training, a few
+    codings)."""
     def size(k: float) -> int:
-        return len(container.pack(build_container(fitted, frames, fps, source, extra, k, emb, False)[0]))
+        c = build_container(fitted, frames, fps, source, extra, k, emb, False)[0]
+        return sum(len(v) for v in c.sections.values()) if payload_only else len(container.pack(c))
 
     lo, hi = -3.0, 4.0  # log2 of the multiplier: 1/8 .. 16
     if size(2.0 ** lo) <= target_bytes:
@@ -635,7 +640,8 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                         "(default: 0.3M)")
     g.add_argument("--bpp", type=cli_type(float, lo=1e-4), default=None,
                    help="video: target rate in bits per pixel of the whole file; sizes the network for it "
-                        "(instead of --params) and lands the file at or just under it")
+                        "(instead of --params) and lands the file at or just under it (with --gop, each group's sections; the "
+                        "header they share comes on top)")
     g.add_argument("--epochs", type=cli_type(int, lo=1), default=300, help="video: training epochs (default: 300, "
                                                                          "as the HNeRV paper)")
     g.add_argument("--lambda", dest="lam", type=cli_type(float, lo=0), default=0.002,

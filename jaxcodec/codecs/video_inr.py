@@ -640,8 +640,8 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                         "(default: 0.3M)")
     g.add_argument("--bpp", type=cli_type(float, lo=1e-4), default=None,
                    help="video: target rate in bits per pixel of the whole file; sizes the network for it "
-                        "(instead of --params) and lands the file at or just under it (with --gop, each group's sections; the "
-                        "header they share comes on top)")
+                        "(instead of --params) and lands the file at or just under it (with --gop, each group's "
+                        "sections; the header they share comes on top)")
     g.add_argument("--epochs", type=cli_type(int, lo=1), default=300, help="video: training epochs (default: 300, "
                                                                          "as the HNeRV paper)")
     g.add_argument("--lambda", dest="lam", type=cli_type(float, lo=0), default=0.002,
@@ -755,9 +755,7 @@ def _encode_groups(args: argparse.Namespace, opts: EncodeOptions, pre: Preproces
                                   on_step=progress.step,
                                   on_log=progress.log)
     c = result.container
-    size = len(container.pack(c))
-    if jax.process_index() == 0:
-        container.write(out, c)
+    size = container.write(out, c) if jax.process_index() == 0 else len(container.pack(c))
     h, w = c.header["video"]["height"], c.header["video"]["width"]
     return (f"{'wrote' if jax.process_index() == 0 else f'process {jax.process_index()}: process 0 wrote'} "
             f"{out}: {size:,} bytes in {len(result.groups)} groups, {8 * size / (result.frames * h * w):.4f} "

@@ -1,6 +1,7 @@
-"""Audio codec benchmark on held-out speech: ours at 1.5 / 3 / 6 / 12 kbps beside Opus.
+"""Audio codec benchmark on held-out speakers: ours at every trained rate beside Opus.
 
-Held-out prompts: data/speech16k/eval (prepare_speech.py; never seen in training).
+Held-out prompts: data/speech16k/eval/<speaker>/ (prepare_speech.py: whole speakers, in
+languages no training prompt is in), --per-speaker prompts of each (a fixed choice).
 Every prompt is coded to a real .jxc file and decoded from it; Opus (libopus through
 imageio-ffmpeg's ffmpeg, application voip, Ogg) codes the same prompts in the same run.
 Per-prompt wideband PESQ (package pesq), STOI (pystoi), SI-SDR and log-mel L1 are
@@ -9,13 +10,16 @@ entropy-coded codes alone: what the prior saves), and actual (whole files, heade
 containers included, over total duration; for Opus the whole Ogg file). Real-time
 factors are seconds of processing per second of audio on this machine.
 
-    python experiments/bench_audio.py [--model runs/NAME] [--eval data/speech16k/eval]
+    python experiments/bench_audio.py [--model runs/NAME] [--eval data/speech16k/eval] [--per-speaker 40]
+
+Last line: summary: pesq_6kbps=P6 pesq_12kbps=P12 opus_pesq_8kbps=O8 prior_saving_pct=S heldout_speakers=N
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+import zlib
 from pathlib import Path
 
 import jax
@@ -50,19 +54,34 @@ def mean(rows: list[dict], key: str) -> float:
     return float(np.nanmean([r[key] for r in rows]))
 
 
+def per_speaker(per: list[dict], speakers: list[str]) -> dict[str, float]:
+    return {s: mean([r for r, t in zip(per, speakers) if t == s], "pesq") for s in dict.fromkeys(speakers)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None, help="model folder or .npz (default: the shipped speech16k model)")
     ap.add_argument("--eval", default="data/speech16k/eval")
-    ap.add_argument("--kbps", default="1.5,3,6,12")
+    ap.add_argument("--per-speaker", type=int, default=40, help="prompts per speaker (0: all)")
+    ap.add_argument("--kbps", default=None, help="rates to code at (default: every rate the model was trained for)")
     ap.add_argument("--opus", default="6,8,12")
     ap.add_argument("--out", default="out/bench-audio")
     args = ap.parse_args()
 
     model = audio_rvq.resolve_model(args.model)
-    files = sorted(p for p in Path(args.eval).iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
-    if not files:
+    eval_dir = Path(args.eval)
+    by_speaker: dict[str, list[Path]] = {}
+    for p in sorted(eval_dir.rglob("*")):
+        if p.suffix.lower() in AUDIO_SUFFIXES:
+            by_speaker.setdefault(p.parent.relative_to(eval_dir).as_posix(), []).append(p)
+    if not by_speaker:
         raise SystemExit(f"no held-out audio in {args.eval}: run experiments/prepare_speech.py first")
+    files, speakers = [], []
+    for speaker, found in by_speaker.items():  # a fixed, name-independent-of-order pick per speaker
+        found = sorted(found, key=lambda p: zlib.crc32(p.name.encode()))
+        found = found[:args.per_speaker] if args.per_speaker else found
+        files += found
+        speakers += [speaker] * len(found)
     clips = [load_mono(f, SR) for f in files]
     total_s = sum(len(c) for c in clips) / SR
     out = Path(args.out)
@@ -70,8 +89,9 @@ def main() -> None:
     codecs = load_codecs()
     audio_rvq.encode(model, clips[0][:, None], SR, 6.0)  # compile before timing
 
+    rates = [float(k) for k in args.kbps.split(",")] if args.kbps else model.config.trained_kbps()
     rows = []
-    for kbps in [float(k) for k in args.kbps.split(",")]:
+    for kbps in rates:
         per, size, payload, nominal, t_enc, t_dec = [], 0, 0, 0.0, 0.0, 0.0
         for f, x in zip(files, clips):
             t0 = time.perf_counter()
@@ -85,7 +105,7 @@ def main() -> None:
             payload += len(enc.container.section("codes"))
             nominal += enc.nominal_kbps * 1000 * len(x) / SR / 8
             per.append(quality(x, y[:, 0]))
-        rows.append({"codec": "ours", "nominal": kbps, "actual": 8 * size / total_s / 1000,
+        rows.append({"codec": "ours", "nominal": kbps, "by_speaker": per_speaker(per, speakers), "actual": 8 * size / total_s / 1000,
                      "payload": 8 * payload / total_s / 1000, "saving": 100 * (1 - payload / nominal),
                      "enc_rtf": t_enc / total_s, "dec_rtf": t_dec / total_s,
                      **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
@@ -98,13 +118,14 @@ def main() -> None:
             t_enc += enc_s
             t_dec += dec_s
             per.append(quality(x, y))
-        rows.append({"codec": "opus voip", "nominal": kbps, "actual": 8 * size / total_s / 1000,
+        rows.append({"codec": "opus voip", "nominal": kbps, "by_speaker": per_speaker(per, speakers), "actual": 8 * size / total_s / 1000,
                      "payload": float("nan"), "saving": float("nan"), "enc_rtf": t_enc / total_s,
                      "dec_rtf": t_dec / total_s, **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
 
     info = model.info
     hours = info.get("train_seconds", float("nan")) / 3600
-    print(f"\n{len(files)} held-out prompts ({total_s:.1f} s) of asterisk-core-sounds-en-g722, 16 kHz; model "
+    names = ", ".join(f"{s} ({speakers.count(s)})" for s in dict.fromkeys(speakers))
+    print(f"\n{len(files)} prompts ({total_s:.1f} s, 16 kHz) of {eval_dir}: {names}; model "
           f"{model.name} ({model.model_id}): {info.get('steps', '?')} steps, batch {info.get('batch_size', '?')}, "
           f"{hours * 60:.1f} min on {info.get('devices', '?')}; measured on {jax.devices()[0].device_kind}\n")
     print("| codec | kbps nominal | kbps code payload | kbps actual (files) | prior saving % | PESQ-wb | STOI "
@@ -114,6 +135,10 @@ def main() -> None:
         print(f"| {r['codec']} | {r['nominal']:g} | {cell(r['payload'], '.2f')} | {r['actual']:.2f} "
               f"| {cell(r['saving'], '.1f')} | {r['pesq']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | {r['mel']:.3f} "
               f"| {r['enc_rtf']:.3f} | {r['dec_rtf']:.3f} |")
+    print("\nPESQ-wb by speaker\n\n| codec | kbps nominal | " + " | ".join(dict.fromkeys(speakers)) + " |")
+    print("|---|---|" + "---|" * len(set(speakers)))
+    for r in rows:
+        print(f"| {r['codec']} | {r['nominal']:g} | " + " | ".join(f"{v:.3f}" for v in r["by_speaker"].values()) + " |")
     try:
         import matplotlib
 
@@ -134,12 +159,14 @@ def main() -> None:
         print(f"\nplot: {out / 'pesq.png'}")
     except ImportError:
         print("(matplotlib not installed: no plot)")
+    def pesq_at(codec: str, kbps: float) -> float:
+        return next((r["pesq"] for r in rows if r["codec"] == codec and r["nominal"] == kbps), float("nan"))
+
     ours6 = next((r for r in rows if r["codec"] == "ours" and r["nominal"] == 6.0), None)
-    opus6 = next((r for r in rows if r["codec"] == "opus voip" and r["nominal"] == 6.0), None)
-    saving = mean([r for r in rows if r["codec"] == "ours"], "saving")
-    print(f"summary: pesq_6kbps={ours6['pesq'] if ours6 else float('nan'):.3f} "
-          f"opus_pesq_6kbps={opus6['pesq'] if opus6 else float('nan'):.3f} prior_saving_pct={saving:.1f} "
-          f"train_hours={hours:.3f}")
+    saving = ours6["saving"] if ours6 else float("nan")
+    print(f"summary: pesq_6kbps={pesq_at('ours', 6.0):.3f} pesq_12kbps={pesq_at('ours', 12.0):.3f} "
+          f"opus_pesq_8kbps={pesq_at('opus voip', 8.0):.3f} prior_saving_pct={saving:.1f} "
+          f"heldout_speakers={len(set(speakers))}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """The recipe of the 16 kHz speech model shipped in jaxcodec/assets/speech16k.npz.
 
-Data: Debian's asterisk-core-sounds-en-g722 (one speaker, ~25 min), prepared by
-prepare_speech.py; only OUT/train is used, OUT/eval stays held out for bench_audio.py.
+Data: prepare_speech.py's training speakers (OUT/train: Allison Smith in en and es, Carlo
+Flora in it, two 8 kHz voices); the held-out speakers (OUT/eval) are for bench_audio.py.
+The first shipped model (14k steps on an H100) saw only the en prompts; --init shipped
+fine-tunes it here on every training speaker.
 Model: SEANet, 32 base channels, strides 2-4-5-8 (50 frames/s), latent 64; RVQ of 24
 codebooks x 1024 codes (EMA, k-means init, dead-code restart), quantizer dropout over
 3 / 6 / 12 / 24 codebooks = 1.5 / 3 / 6 / 12 kbps; losses L1 + multi-resolution STFT +
@@ -42,9 +44,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20000)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--time-budget", type=float, default=0.0, help="seconds for training; overrides --steps")
+    ap.add_argument("--init", default=None, help="start from this model ('shipped', a folder or .npz): fine-tuning")
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--crop", type=float, default=1.0, help="seconds per training example")
     ap.add_argument("--ship", action="store_true", help="copy the model to jaxcodec/assets/speech16k.npz")
     args = ap.parse_args()
 
+    init = audio_rvq.resolve_model(None if args.init == "shipped" else args.init) if args.init else None
+    config = init.config if init is not None else CONFIG
     data_dir = Path(args.data)
     if not (data_dir / "train").is_dir():
         subprocess.run([sys.executable, str(Path(__file__).with_name("prepare_speech.py")), "--out", str(data_dir)],
@@ -56,14 +63,16 @@ def main() -> None:
     if args.time_budget:  # time steps 10..30 of a short run (after compilation)
         t0 = time.perf_counter()
         stamps = {}
-        probe = audio_rvq.TrainOptions(steps=30, batch_size=args.batch_size, checkpoint_every=0)
-        audio_rvq.train(data, CONFIG, probe, Path(args.out) / "probe",
+        probe = audio_rvq.TrainOptions(steps=30, batch_size=args.batch_size, crop_seconds=args.crop,
+                                       checkpoint_every=0)
+        audio_rvq.train(data, config, probe, Path(args.out) / "probe", init=init,
                         on_step=lambda step, total: stamps.__setitem__(step, time.perf_counter()))
         per_step = (stamps[30] - stamps[10]) / 20
         steps = max(100, int((args.time_budget - (time.perf_counter() - t0) - 150) / per_step))
         shutil.rmtree(Path(args.out) / "probe", ignore_errors=True)
         print(f"probe: {per_step * 1000:.0f} ms/step; training {steps} steps", flush=True)
-    opts = audio_rvq.TrainOptions(steps=steps, batch_size=args.batch_size, checkpoint_every=max(steps // 4, 1))
+    opts = audio_rvq.TrainOptions(steps=steps, batch_size=args.batch_size, lr=args.lr, crop_seconds=args.crop,
+                                  checkpoint_every=max(steps // 4, 1))
 
     def show(record):
         keep = {k: round(v, 4) for k, v in record.items() if isinstance(v, float) and not k.startswith("ppl")}
@@ -71,7 +80,7 @@ def main() -> None:
         print(json.dumps({"step": record["step"], **keep, "ppl_min": round(min(ppl), 1) if ppl else None}),
               flush=True)
 
-    model = audio_rvq.train(data, CONFIG, opts, args.out, "speech16k", on_log=show)
+    model = audio_rvq.train(data, config, opts, args.out, "speech16k", init=init, on_log=show)
     path = Path(args.out) / "model.npz"
     print(f"model {model.model_id}: {path} ({path.stat().st_size / 1e6:.1f} MB), {model.info}")
     if args.ship:

@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                if e.media) + ", anything else -> bytes")
     p.add_argument("--kbps", type=cli_type(float, lo=1e-3), default=None,
                    help="target rate in kilobits per second of the whole file: audio, its nominal rate (default: "
-                        "6; the shipped model codes 1.5 to 12 kbps per channel in steps of 0.5); video, the rate "
+                        "6; a model codes only the rates it was trained for: the shipped one 1.5, 3, 6 or 12 kbps per "
+                        "channel); video, the rate "
                         "at the video's frame rate (instead of --bpp or --params)")
     many = p.add_argument_group(
         "processes", "Run the same command once per host (or accelerator), each with its --process-id; process 0 "

@@ -113,8 +113,10 @@ def test_wrong_model_and_foreign_files(trained, bunny_folder, tmp_path):
         audio_rvq.decode(other, enc.container)
     with pytest.raises(BitstreamError, match="not audio-rvq"):
         audio_rvq.decode(model, container.Container("bytes", {}, {}))
-    with pytest.raises(InputError, match="outside what this model codes"):
+    with pytest.raises(InputError, match="not a rate this model was trained for; .* at 0.6, 1.2, 1.8 kbps"):
         audio_rvq.encode(model, x[:8000], sr, kbps=100)
+    with pytest.raises(InputError, match="for 2 channel.* 1.2, 2.4, 3.6 kbps"):  # a depth dropout never chose
+        audio_rvq.encode(model, np.stack([x[:8000, 0]] * 2, 1), sr, kbps=2 * model.config.kbps(3))
     (tmp_path / "fake.wav").write_text("not audio")
     with pytest.raises(InputError, match="cannot read"):
         read_audio(tmp_path / "fake.wav")
@@ -129,7 +131,7 @@ def test_cli_train_encode_decode_eval(bunny_folder, tmp_path, capsys):
                  "--codebook-size", "32"]) == 0
     src = bunny_folder / "a.wav"
     out = tmp_path / "a.jxc"
-    assert main(["encode", str(src), "-o", str(out), "--model", str(run), "--kbps", "0.75"]) == 0
+    assert main(["encode", str(src), "-o", str(out), "--model", str(run), "--kbps", "1.5"]) == 0  # 3 codebooks x 5 bits x 50/s, 2 channels
     assert "kbps nominal" in capsys.readouterr().out
     assert main(["info", str(out)]) == 0
     assert main(["decode", str(out), "-o", str(tmp_path / "back.wav"), "--model", str(run)]) == 0

@@ -1,5 +1,6 @@
-"""The adversarial path of the audio codec: gradients reach the side each term trains, and
-the multi-scale STFT discriminator learns to tell real speech-band audio from a degraded copy."""
+"""The audio codec's losses: each discriminator (EnCodec's multi-scale STFT, HiFi-GAN's
+multi-period, DAC's multi-band STFT) gets gradients only on its side and learns to tell real
+audio from a degraded copy; Snake and the multi-scale mel loss behave as their papers say."""
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +27,16 @@ def clips():
     return jnp.asarray(real), jnp.asarray(fake)
 
 
-@pytest.fixture(scope="module")
-def disc():
-    return nnx.split(losses.MultiScaleSTFTDiscriminator(sizes=(256, 512), rngs=nnx.Rngs(0)))
+DISCS = {
+    "msstft": lambda rngs: losses.MultiScaleSTFTDiscriminator(sizes=(256, 512), rngs=rngs),
+    "period": lambda rngs: losses.MultiPeriodDiscriminator(periods=(2, 3), rngs=rngs),
+    "bands": lambda rngs: losses.MultiScaleSTFTDiscriminator(sizes=(512,), bands=losses.DAC_BANDS, rngs=rngs),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(DISCS))
+def disc(request):
+    return nnx.split(DISCS[request.param](nnx.Rngs(0)))
 
 
 def _norm(tree) -> float:
@@ -67,3 +75,44 @@ def test_discriminator_learns_real_from_degraded(clips, disc):
     margin = [float(jnp.mean(lr) - jnp.mean(lf)) for (lr, _), (lf, _) in zip(model(real), model(fake))]
     assert float(loss) < 0.5 * first
     assert all(m > 0 for m in margin)
+
+
+def test_dac_discriminator_set_is_period_plus_banded_stft(clips):
+    real, _ = clips
+    outs = losses.make_discriminator("dac", rngs=nnx.Rngs(0))(real)
+    assert len(outs) == 5 + 3  # five periods, three STFT sizes
+    banded = losses.make_discriminator("dac", rngs=nnx.Rngs(0)).parts[1].discs[0]
+    assert len(banded.stacks) == 5 and banded.bands[0][0] == 0 and banded.bands[-1][1] == 512 // 2 + 1
+    with pytest.raises(ValueError, match="discriminator must be one of"):
+        losses.make_discriminator("gan", rngs=nnx.Rngs(0))
+
+
+def test_snake_adds_a_periodic_nonnegative_term():
+    from jaxcodec.audio.seanet import SEANetConfig, SEANetDecoder, snake
+
+    x = jnp.linspace(-6, 6, 1001)
+    for a in (0.5, 1.0, 3.0):
+        y = snake(x, jnp.float32(a))
+        assert bool(jnp.all(y >= x - 1e-6)) and float(jnp.max(y - x)) == pytest.approx(1 / a, rel=1e-3)
+        np.testing.assert_allclose(snake(jnp.pi / a * jnp.arange(-3, 4.0), jnp.float32(a)),
+                                   jnp.pi / a * jnp.arange(-3, 4.0), atol=1e-5)  # zeros of sin(a x)
+        grad = jax.vmap(jax.grad(lambda v: snake(v, jnp.float32(a))))(x)
+        np.testing.assert_allclose(grad, 1 + jnp.sin(2 * a * x), atol=1e-4)
+    dec = SEANetDecoder(SEANetConfig(channels=4, latent_dim=8, strides=(2, 4), activation="snake"), rngs=nnx.Rngs(0))
+    alphas = [a for path, a in nnx.to_flat_state(nnx.state(dec, nnx.Param)) if path[-1] == "alpha"]
+    assert len(alphas) == 2 * 2 + 2 + 1 and dec(jnp.zeros((1, 3, 8))).shape == (1, 24)
+    with pytest.raises(ValueError, match="activation must be one of"):
+        SEANetConfig(activation="relu")
+
+
+def test_dac_mel_loss_averages_its_seven_scales(clips):
+    from jaxcodec.audio.spectral import log_mel
+
+    real, fake = clips
+    assert float(losses.mel_l1(real, real, 16000, "dac")) == 0.0
+    scales = losses.MEL_SCALES["dac"]
+    assert [n for n, _ in scales] == [32 * 2 ** i for i in range(7)] and [m for _, m in scales][-1] == 320
+    per = [float(jnp.mean(jnp.abs(log_mel(real, 16000, n, n // 4, m) - log_mel(fake, 16000, n, n // 4, m))))
+           for n, m in scales]
+    assert float(losses.mel_l1(real, fake, 16000, "dac")) == pytest.approx(np.mean(per), rel=1e-5)
+    assert min(per) > 0

@@ -27,7 +27,8 @@ class RVQConfig:
     codebook_size: int = 1024
     dim: int = 64
     decay: float = 0.99
-    dead_threshold: float = 2.0
+    dead_threshold: float = 2.0  # a code is restarted below this EMA usage per batch...
+    dead_fraction: float = 0.02  # ...or below this fraction of its stage's mean usage, if lower
     kmeans_iters: int = 10
     epsilon: float = 1e-5
 
@@ -47,6 +48,14 @@ def init_state(cfg: RVQConfig, key: jax.Array) -> dict[str, jax.Array]:
     codebooks = jax.random.normal(key, (cfg.stages, cfg.codebook_size, cfg.dim)) * 0.1
     return {"codebooks": codebooks, "cluster_size": jnp.ones((cfg.stages, cfg.codebook_size)),
             "embed_sum": jnp.array(codebooks, copy=True), "initialized": jnp.array(False)}
+
+
+def state_from_codebooks(codebooks: np.ndarray) -> dict[str, jax.Array]:
+    """Training state that resumes from trained codebooks (fine-tuning): equal usage, no k-means."""
+    books = jnp.asarray(codebooks, jnp.float32)
+    size = jnp.ones(books.shape[:2])
+    return {"codebooks": books, "cluster_size": size, "embed_sum": books * size[..., None],
+            "initialized": jnp.array(True)}
 
 
 def nearest(x: jax.Array, codebook: jax.Array) -> jax.Array:
@@ -136,7 +145,11 @@ def _ema_update(cfg, state, codebooks, counts, sums, inputs, active_rows, keys):
                           embed / smoothed[..., None])
     # Dead-code restart: replace rarely used codes with vectors this stage saw in this batch
     # (rows of elements whose dropout left the stage inactive have weight 0 in the pick).
-    dead = size < cfg.dead_threshold
+    # The threshold is relative when batches are small: with fewer rows per batch than
+    # codes (16 x 50 frames for 1024 codes) an absolute 2 would restart nearly every code
+    # at every step, and a stage that dropout leaves idle would lose its whole codebook.
+    mean_size = size.mean(axis=1, keepdims=True)
+    dead = size < jnp.minimum(cfg.dead_threshold, cfg.dead_fraction * mean_size)
     weights = active_rows.T.astype(jnp.float32)  # [stages, M]
 
     def pick(k, w):
@@ -145,8 +158,9 @@ def _ema_update(cfg, state, codebooks, counts, sums, inputs, active_rows, keys):
     picks = jax.vmap(pick)(keys, weights)
     samples = jnp.take_along_axis(inputs, picks[..., None], axis=1)  # [stages, K, D]
     new_books = jnp.where(dead[..., None], samples, new_books)
-    size = jnp.where(dead, cfg.dead_threshold, size)
-    embed = jnp.where(dead[..., None], samples * cfg.dead_threshold, embed)
+    fresh_size = jnp.broadcast_to(mean_size, size.shape)  # a restarted code gets the mean usage as grace
+    size = jnp.where(dead, fresh_size, size)
+    embed = jnp.where(dead[..., None], samples * fresh_size[..., None], embed)
     return {"codebooks": new_books, "cluster_size": size, "embed_sum": embed, "initialized": jnp.array(True)}
 
 

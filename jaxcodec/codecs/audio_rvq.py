@@ -64,15 +64,19 @@ class AudioModelConfig:
     def kbps(self, stages: int) -> float:
         return stages * self.rvq.bits_per_code * self.seanet.frame_rate / 1000
 
+    def trained_kbps(self, channels: int = 1) -> list[float]:
+        """The whole-file nominal rates the model was trained for (quantizer dropout's choices)."""
+        return [channels * self.kbps(s) for s in self.bandwidth_stages]
+
     def stages_for(self, kbps: float, channels: int = 1) -> int:
-        """Codebooks per channel that give the file `kbps` in all (nominal, before the prior)."""
-        per_channel = kbps / max(channels, 1)
-        stages = int(round(per_channel * 1000 / (self.rvq.bits_per_code * self.seanet.frame_rate)))
-        if not (math.isfinite(kbps) and 1 <= stages <= self.rvq.stages):
-            lo, hi = channels * self.kbps(1), channels * self.kbps(self.rvq.stages)
-            raise InputError(f"--kbps {kbps:g} is outside what this model codes for {channels} channel(s) "
-                             f"({lo:g} to {hi:g} kbps)")
-        return stages
+        """Codebooks per channel that give the file `kbps` in all (nominal, before the prior):
+        only rates the model was trained for, since other depths were never decoded in training."""
+        for stages, rate in zip(self.bandwidth_stages, self.trained_kbps(channels)):
+            if math.isclose(kbps, rate, rel_tol=1e-3):
+                return stages
+        rates = ", ".join(f"{r:g}" for r in self.trained_kbps(channels))
+        raise InputError(f"--kbps {kbps:g} is not a rate this model was trained for; for {channels} channel(s) "
+                         f"it codes at {rates} kbps")
 
     def to_json(self) -> dict:
         return {"seanet": self.seanet.to_json(), "rvq": self.rvq.to_json(),
@@ -230,7 +234,9 @@ class TrainOptions:
     crop_seconds: float = 1.0
     lr: float = 3e-4
     seed: int = 0
-    adversarial: bool = False  # multi-scale STFT discriminator + feature matching
+    adversarial: bool = False  # discriminator + feature matching
+    discriminator: str = "msstft"  # losses.DISCRIMINATORS: "msstft" (EnCodec) or "dac" (MPD + multi-band STFT)
+    mel_scales: str = "two"  # losses.MEL_SCALES: "two" resolutions or DAC's seven
     weights: tuple[tuple[str, float], ...] = (("l1", 0.1), ("stft", 1.0), ("mel", 1.0), ("commit", 0.25),
                                               ("gen", 1.0), ("feat", 2.0), ("disc", 1.0))
     eval_every: int = 1000  # steps between held-out evaluations (0: at the end only)
@@ -243,6 +249,9 @@ class TrainOptions:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or not self.crop_seconds > 0 or not self.lr > 0:
             raise InputError("--steps and --batch-size must be at least 1, --crop and --lr positive")
+        if self.discriminator not in losses.DISCRIMINATORS or self.mel_scales not in losses.MEL_SCALES:
+            raise InputError(f"--discriminator is one of {', '.join(losses.DISCRIMINATORS)} and --mel-scales one of "
+                             f"{', '.join(losses.MEL_SCALES)}")
 
 
 def _make_loss(cfg: AudioModelConfig, graphs, opts: TrainOptions):
@@ -258,7 +267,7 @@ def _make_loss(cfg: AudioModelConfig, graphs, opts: TrainOptions):
         zq, codes, commit, state, ppl = rvq.quantize(cfg.rvq, state, z, n_active, k_q, train=True)
         y = nnx.merge(dec_g, params["decoder"])(zq)
         terms = {"l1": jnp.mean(jnp.abs(y - wav)), "stft": losses.multi_resolution_stft(wav, y),
-                 "mel": losses.mel_l1(wav, y, sr), "commit": commit}
+                 "mel": losses.mel_l1(wav, y, sr, opts.mel_scales), "commit": commit}
         if disc_g is not None:
             terms["gen"], terms["feat"], terms["disc"] = losses.adversarial_losses(disc_g, params["disc"], wav, y)
         loss = sum(w[k] * v for k, v in terms.items())
@@ -270,10 +279,15 @@ def _make_loss(cfg: AudioModelConfig, graphs, opts: TrainOptions):
 
 
 def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir: str | Path, name: str = "model",
-          *, on_step: Callable | None = None, on_log: Callable | None = None) -> AudioModel:
-    """Train a codec on a dataset folder, fit its code prior, save workdir/model.npz."""
+          *, init: AudioModel | None = None, on_step: Callable | None = None,
+          on_log: Callable | None = None) -> AudioModel:
+    """Train a codec on a dataset folder, fit its code prior, save workdir/model.npz.
+    With `init`, start from that model's weights and codebooks (fine-tuning on new data)."""
     if data.sample_rate != cfg.seanet.sample_rate:
         raise InputError("dataset and model sample rates differ")
+    if init is not None and init.config != cfg:
+        raise InputError(f"the model to start from has another configuration ({init.config}) than the one "
+                         f"asked for ({cfg})")
     workdir = Path(workdir)
     hop = cfg.seanet.hop
     crop = max(hop, int(round(opts.crop_seconds * cfg.seanet.sample_rate / hop)) * hop)
@@ -283,8 +297,13 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
     params: dict[str, Any] = {"encoder": enc_s, "decoder": dec_s}
     disc_g = None
     if opts.adversarial:
-        disc_g, params["disc"] = nnx.split(losses.MultiScaleSTFTDiscriminator(rngs=rngs))
+        disc_g, params["disc"] = nnx.split(losses.make_discriminator(opts.discriminator, rngs=rngs))
     state = rvq.init_state(cfg.rvq, jax.random.key(opts.seed))
+    if init is not None:
+        as_tree = lambda s, arrays: jax.tree_util.tree_unflatten(  # noqa: E731
+            jax.tree_util.tree_structure(s), [jnp.asarray(a, jnp.float32) for a in arrays])
+        params.update(encoder=as_tree(enc_s, init.encoder), decoder=as_tree(dec_s, init.decoder))
+        state = rvq.state_from_codebooks(init.codebooks)
     t0 = time.perf_counter()
     trainer = Trainer(_make_loss(cfg, (enc_g, dec_g, disc_g), opts), params,
                       TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02,
@@ -302,7 +321,9 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
     seconds = time.perf_counter() - t0
     info = {"steps": opts.steps, "train_seconds": round(seconds, 1), "batch_size": opts.batch_size,
             "crop_seconds": opts.crop_seconds, "adversarial": opts.adversarial,
-            "devices": jax.devices()[0].device_kind}
+            **({"discriminator": opts.discriminator} if opts.adversarial else {}),
+            "mel_scales": opts.mel_scales,
+            "devices": jax.devices()[0].device_kind, **({"init": init.model_id} if init is not None else {})}
     model = _model_of(cfg, params, state, None, name, info)
     model.prior = fit_prior(model, data.train)
     model.save(workdir)
@@ -323,7 +344,7 @@ def _held_out_eval(cfg: AudioModelConfig, data: AudioFolder, opts: TrainOptions)
     """Code the first held-out files to real .jxc bytes at `eval_kbps`, read them back,
     decode, and measure what a user would (SI-SDR, log-mel distance, kbps of the files)."""
     clips = [x[:4 * cfg.seanet.sample_rate] for x in data.valid[:opts.eval_files]]
-    kbps = min(max(opts.eval_kbps, cfg.kbps(1)), cfg.kbps(cfg.rvq.stages))
+    kbps = min(cfg.trained_kbps(), key=lambda r: abs(r - opts.eval_kbps))
 
     def evaluate_held_out(params: Any, state: Any) -> dict[str, float]:
         model = _model_of(cfg, params, state)
@@ -568,7 +589,16 @@ def _add_train_args(g: argparse._ArgumentGroup) -> None:
                    help="RVQ codebooks (24 x 0.5 kbps = 12 kbps at 50 frames/s)")
     g.add_argument("--codebook-size", type=cli_type(int, lo=2), default=1024)
     g.add_argument("--causal", action="store_true", help="causal convolutions (streaming)")
-    g.add_argument("--adversarial", action="store_true", help="add the multi-scale STFT discriminator (slow on CPU)")
+    g.add_argument("--adversarial", action="store_true", help="add a discriminator and feature matching (slow on CPU)")
+    g.add_argument("--discriminator", choices=losses.DISCRIMINATORS, default="msstft",
+                   help="with --adversarial: EnCodec's multi-scale STFT (msstft) or DAC's multi-period + multi-band "
+                        "STFT (dac)")
+    g.add_argument("--mel-scales", choices=sorted(losses.MEL_SCALES), default="two",
+                   help="log-mel loss resolutions: two (512, 2048) or DAC's seven (32 to 2048 samples)")
+    g.add_argument("--activation", choices=("elu", "snake"), default="elu", help="SEANet activation (snake: DAC's)")
+    g.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from this model (folder, .npz, or 'shipped') and keep its configuration: fine-tuning "
+                        "on new data; --channels, --latent-dim, --stages and --codebook-size are then ignored")
     g.add_argument("--eval-every", type=cli_type(int, lo=0), default=1000,
                    help="steps between evaluations of the held-out files, coded to real files (0: at the end)")
     g.add_argument("--checkpoint-every", type=cli_type(int, lo=0), default=1000)
@@ -582,11 +612,17 @@ def _train_command(args: argparse.Namespace, progress: Progress) -> str:
                   f"({sum(map(len, data.train)) / args.sample_rate / 60:.1f} min), {len(data.valid)} held out")
     cfg = AudioModelConfig(
         SEANetConfig(sample_rate=args.sample_rate, channels=args.channels, latent_dim=args.latent_dim,
-                     causal=args.causal),
+                     causal=args.causal, activation=args.activation),
         rvq.RVQConfig(stages=args.stages, codebook_size=args.codebook_size, dim=args.latent_dim),
         tuple(s for s in (3, 6, 12, 24) if s <= args.stages) or (args.stages,))
+    init = resolve_model(None if args.init == "shipped" else args.init) if args.init else None
+    if init is not None:
+        if init.sample_rate != args.sample_rate:
+            raise InputError(f"--init model runs at {init.sample_rate} Hz: pass --sample-rate {init.sample_rate}")
+        cfg = init.config
     opts = options_from_args(TrainOptions, args)
-    model = train(data, cfg, opts, args.output, Path(args.output).name, on_step=progress.step, on_log=progress.log)
+    model = train(data, cfg, opts, args.output, Path(args.output).name, init=init, on_step=progress.step,
+                  on_log=progress.log)
     return f"saved model {model.name} ({model.model_id}) to {Path(args.output) / 'model.npz'}"
 
 

@@ -22,10 +22,11 @@ from jaxcodec.errors import InputError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".mpg", ".mpeg", ".ts",
                             ".gif"})
-AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".g722"})
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".g722",
+                            ".gsm"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 # Formats ffmpeg cannot recognise from the content alone.
-FFMPEG_INPUT_FORMAT = {".g722": ["-f", "g722"]}
+FFMPEG_INPUT_FORMAT = {".g722": ["-f", "g722"], ".gsm": ["-f", "gsm"]}
 
 
 def media_kind(path: str | Path) -> str | None:

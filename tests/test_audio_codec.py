@@ -128,7 +128,9 @@ def test_cli_train_encode_decode_eval(bunny_folder, tmp_path, capsys):
     run = tmp_path / "runs" / "tiny"
     assert main(["train", "audio", "--data", str(bunny_folder), "-o", str(run), "--steps", "3", "--batch-size", "2",
                  "--crop", "0.32", "--channels", "4", "--latent-dim", "8", "--stages", "3",
-                 "--codebook-size", "32"]) == 0
+                 "--codebook-size", "32", "--code-dim", "2", "--activation", "snake"]) == 0  # DAC's options
+    model = audio_rvq.AudioModel.load(run)
+    assert model.lookup is not None and model.config.seanet.activation == "snake"
     src = bunny_folder / "a.wav"
     out = tmp_path / "a.jxc"
     assert main(["encode", str(src), "-o", str(out), "--model", str(run), "--kbps", "1.5"]) == 0  # 3 codebooks x 5 bits x 50/s, 2 channels

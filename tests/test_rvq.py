@@ -40,3 +40,31 @@ def test_state_from_codebooks_resumes_without_kmeans():
     x = jnp.asarray(books[0][None, :5] + books[1][None, :5])  # each row: code i of both stages
     _, codes, *_ = rvq.quantize(cfg, state, x, jnp.array([2]), jax.random.key(0), train=False)
     np.testing.assert_array_equal(np.asarray(codes[0]), np.stack([np.arange(5)] * 2, 1))
+
+
+def test_factorized_lookup_is_by_cosine_and_trains_its_projections():
+    """DAC's factorized codes: the first stage's choice ignores the latent's scale (cosine in
+    the projected space), codes stay unit vectors through EMA updates, gradients reach w_in
+    and w_out, and inference picks the codes training picked."""
+    cfg = rvq.RVQConfig(stages=3, codebook_size=16, dim=6, code_dim=2, kmeans_iters=3)
+    proj = rvq.init_projections(cfg, jax.random.key(0))
+    state = rvq.init_state(cfg, jax.random.key(1))
+    x = jax.random.normal(jax.random.key(2), (2, 20, 6))
+    full = jnp.full((2,), cfg.stages)
+    _, codes, _, state, _ = rvq.quantize(cfg, state, x, full, jax.random.key(3), train=True, proj=proj)
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(state["codebooks"]), axis=-1), 1.0, rtol=1e-5)
+    books = rvq.effective_codebooks(state["codebooks"], proj)
+    lookup = {"w_in": proj["w_in"], "codes": state["codebooks"]}
+    first = rvq.encode_codes(cfg, books, x, 1, lookup)
+    np.testing.assert_array_equal(first, rvq.encode_codes(cfg, books, 7.5 * x, 1, lookup))
+    _, trained_codes, *_ = rvq.quantize(cfg, state, x, full, proj=proj)
+    np.testing.assert_array_equal(rvq.encode_codes(cfg, books, x, 3, lookup), trained_codes)
+
+    def loss(p):
+        out, _, commit, _, _ = rvq.quantize(cfg, state, x, full, proj=p)
+        return jnp.sum(out ** 2) + commit
+
+    grads = jax.grad(loss)(proj)
+    assert float(jnp.abs(grads["w_in"]).sum()) > 0 and float(jnp.abs(grads["w_out"]).sum()) > 0
+    with np.testing.assert_raises(ValueError):
+        rvq.quantize(cfg, state, x, full)

@@ -66,7 +66,7 @@ class STFTDiscriminator(nnx.Module):
         self.n_fft, self.hop = n_fft, n_fft // 4
         bins = n_fft // 2 + 1
         edges = bands or ((0.0, 1.0),)
-        self.bands = tuple((int(round(lo * bins)), int(round(hi * bins))) for lo, hi in edges)
+        self.bands = tuple((round(lo * bins), round(hi * bins)) for lo, hi in edges)
         self.stacks = nnx.List([_STFTStack(filters, rngs=rngs) for _ in self.bands])
         self.out = nnx.Conv(filters, 1, (3, 3), padding="SAME", rngs=rngs)
 

@@ -10,6 +10,13 @@ residuals of the current batch. Quantizer dropout: each batch element uses only 
 The commitment loss pulls each stage's residual ``x - sum(earlier codes)`` (earlier codes
 held constant) towards its code, so the encoder gets the gradient of every stage, not only
 the first (a known slip in EnCodec's implementation).
+
+``code_dim > 0`` gives DAC's factorized codes: each stage projects its residual to
+``code_dim`` dimensions, L2-normalizes it, picks the code of highest cosine among unit
+codes (EMA-tracked, renormalized), and projects the code back up; the projections
+(``proj``: ``w_in`` [stages, dim, code_dim], ``w_out`` [stages, code_dim, dim]) are trained
+by gradients. A low-dimensional, normalized lookup keeps codebooks evenly used. Decoding
+needs only the projected codes (``effective_codebooks``), so it is the same in both modes.
 """
 
 from __future__ import annotations
@@ -31,6 +38,11 @@ class RVQConfig:
     dead_fraction: float = 0.02  # ...or below this fraction of its stage's mean usage, if lower
     kmeans_iters: int = 10
     epsilon: float = 1e-5
+    code_dim: int = 0  # > 0: DAC's factorized, L2-normalized lookup in this many dimensions
+
+    @property
+    def lookup_dim(self) -> int:
+        return self.code_dim or self.dim
 
     @property
     def bits_per_code(self) -> float:
@@ -45,9 +57,29 @@ class RVQConfig:
 
 
 def init_state(cfg: RVQConfig, key: jax.Array) -> dict[str, jax.Array]:
-    codebooks = jax.random.normal(key, (cfg.stages, cfg.codebook_size, cfg.dim)) * 0.1
+    codebooks = jax.random.normal(key, (cfg.stages, cfg.codebook_size, cfg.lookup_dim)) * 0.1
+    if cfg.code_dim:
+        codebooks = l2_normalize(codebooks)
     return {"codebooks": codebooks, "cluster_size": jnp.ones((cfg.stages, cfg.codebook_size)),
             "embed_sum": jnp.array(codebooks, copy=True), "initialized": jnp.array(False)}
+
+
+def init_projections(cfg: RVQConfig, key: jax.Array) -> dict[str, jax.Array]:
+    """The factorized lookup's trained projections (``code_dim > 0``)."""
+    k_in, k_out = jax.random.split(key)
+    d, c = cfg.dim, cfg.code_dim
+    return {"w_in": jax.random.normal(k_in, (cfg.stages, d, c)) / np.sqrt(d),
+            "w_out": jax.random.normal(k_out, (cfg.stages, c, d)) / np.sqrt(c)}
+
+
+def l2_normalize(x: jax.Array) -> jax.Array:
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-8)
+
+
+def effective_codebooks(codebooks: jax.Array, proj: dict[str, jax.Array] | None) -> jax.Array:
+    """The vectors each code adds to the latent [stages, K, dim]: the codebooks themselves,
+    or the unit codes projected up by ``w_out``."""
+    return codebooks if proj is None else jnp.einsum("skc,scd->skd", codebooks, proj["w_out"])
 
 
 def state_from_codebooks(codebooks: np.ndarray) -> dict[str, jax.Array]:
@@ -79,8 +111,9 @@ def _kmeans(x: jax.Array, k: int, iters: int, key: jax.Array) -> jax.Array:
 
 
 def quantize(cfg: RVQConfig, state: dict[str, jax.Array], x: jax.Array, n_active: jax.Array,
-             key: jax.Array | None = None, train: bool = False):
-    """Quantize x [B, T, D] with the first n_active[b] stages for element b.
+             key: jax.Array | None = None, train: bool = False, proj: dict[str, jax.Array] | None = None):
+    """Quantize x [B, T, D] with the first n_active[b] stages for element b (``proj``: the
+    factorized lookup's projections, when ``cfg.code_dim > 0``).
 
     Returns (straight-through quantized x, codes [B, T, stages] (-1 where inactive),
     commitment loss, new state, per-stage perplexity [stages]).
@@ -91,14 +124,26 @@ def quantize(cfg: RVQConfig, state: dict[str, jax.Array], x: jax.Array, n_active
     active_rows = jnp.repeat(active, t, axis=0)  # [B*T, stages]
     keys = jax.random.split(key if key is not None else jax.random.key(0), 3 * cfg.stages).reshape(cfg.stages, 3)
     codebooks = state["codebooks"]
+    factorized = cfg.code_dim > 0
+    if factorized and proj is None:
+        raise ValueError("code_dim > 0 needs the lookup projections (proj)")
+
+    def lookup_input(res, q):  # what stage q compares with its codes
+        return l2_normalize(res @ proj["w_in"][q]) if factorized else res
+
+    def added(code_vectors, q):  # what a chosen code adds to the latent
+        return code_vectors @ proj["w_out"][q] if factorized else code_vectors
+
     if train:  # k-means on the very first batch, stage by stage
         def init(cbs):
-            res = flat
+            res = jax.lax.stop_gradient(flat)
             out = []
             for q in range(cfg.stages):
-                c = _kmeans(res, cfg.codebook_size, cfg.kmeans_iters, keys[q, 0])
+                u = jax.lax.stop_gradient(lookup_input(res, q))
+                c = _kmeans(u, cfg.codebook_size, cfg.kmeans_iters, keys[q, 0])
+                c = l2_normalize(c) if factorized else c
                 out.append(c)
-                res = res - c[nearest(res, c)]
+                res = res - jax.lax.stop_gradient(added(c[nearest(u, c)], q))
             return jnp.stack(out)
 
         codebooks = jax.lax.cond(state["initialized"], lambda c: c, init, codebooks)
@@ -108,12 +153,20 @@ def quantize(cfg: RVQConfig, state: dict[str, jax.Array], x: jax.Array, n_active
     codes, cluster_sizes, embed_sums, perplexity, inputs = [], [], [], [], []
     for q in range(cfg.stages):
         c = codebooks[q]
-        stage_input = jax.lax.stop_gradient(residual)
-        idx = nearest(stage_input, c)
-        chosen = c[idx]
         mask = active_rows[:, q:q + 1].astype(x.dtype)
-        commit = commit + jnp.sum(mask * jnp.square(residual - jax.lax.stop_gradient(chosen))) / \
-            jnp.maximum(mask.sum() * d, 1.0)
+        if factorized:
+            # cosine lookup; the straight-through code keeps gradients for w_in and w_out
+            u = lookup_input(jax.lax.stop_gradient(residual), q)
+            stage_input = jax.lax.stop_gradient(u)
+            idx = nearest(stage_input, c)  # unit vectors: nearest = highest cosine
+            commit = commit + jnp.sum(mask * jnp.square(u - c[idx])) / jnp.maximum(mask.sum() * cfg.code_dim, 1.0)
+            chosen = added(u + jax.lax.stop_gradient(c[idx] - u), q)
+        else:
+            stage_input = jax.lax.stop_gradient(residual)
+            idx = nearest(stage_input, c)
+            chosen = c[idx]
+            commit = commit + jnp.sum(mask * jnp.square(residual - jax.lax.stop_gradient(chosen))) / \
+                jnp.maximum(mask.sum() * d, 1.0)
         quantized = quantized + mask * chosen
         residual = residual - mask * jax.lax.stop_gradient(chosen)
         codes.append(jnp.where(active_rows[:, q], idx, -1))
@@ -125,7 +178,12 @@ def quantize(cfg: RVQConfig, state: dict[str, jax.Array], x: jax.Array, n_active
             cluster_sizes.append(counts)
             embed_sums.append(onehot.T @ stage_input)
             inputs.append(stage_input)
-    out = x + jax.lax.stop_gradient(quantized.reshape(b, t, d) - x)
+    quantized = quantized.reshape(b, t, d)
+    if factorized:  # the value of the codes; gradients to the encoder (straight through) and to the projections
+        out = jax.lax.stop_gradient(quantized) + (x - jax.lax.stop_gradient(x)) + \
+            (quantized - jax.lax.stop_gradient(quantized))
+    else:
+        out = x + jax.lax.stop_gradient(quantized - x)
     codes = jnp.stack(codes, axis=-1).reshape(b, t, cfg.stages)
     new_state = state
     if train:
@@ -143,6 +201,8 @@ def _ema_update(cfg, state, codebooks, counts, sums, inputs, active_rows, keys):
     smoothed = (size + cfg.epsilon) / (total + cfg.codebook_size * cfg.epsilon) * total
     new_books = jnp.where(fresh[..., None, None] & (counts[..., None] == 0), codebooks,
                           embed / smoothed[..., None])
+    if cfg.code_dim:
+        new_books = l2_normalize(new_books)
     # Dead-code restart: replace rarely used codes with vectors this stage saw in this batch
     # (rows of elements whose dropout left the stage inactive have weight 0 in the pick).
     # The threshold is relative when batches are small: with fewer rows per batch than
@@ -164,13 +224,18 @@ def _ema_update(cfg, state, codebooks, counts, sums, inputs, active_rows, keys):
     return {"codebooks": new_books, "cluster_size": size, "embed_sum": embed, "initialized": jnp.array(True)}
 
 
-def encode_codes(cfg: RVQConfig, codebooks: jax.Array, x: jax.Array, n_q: int) -> jax.Array:
-    """Inference: codes [B, T, n_q] of x [B, T, D] with the first n_q stages."""
+def encode_codes(cfg: RVQConfig, codebooks: jax.Array, x: jax.Array, n_q: int,
+                 lookup: dict[str, jax.Array] | None = None) -> jax.Array:
+    """Inference: codes [B, T, n_q] of x [B, T, D] with the first n_q stages. `codebooks`
+    are the effective ones; `lookup` ({"w_in", "codes"}: unit codes) for factorized codes."""
     b, t, d = x.shape
     res = x.reshape(b * t, d)
     out = []
     for q in range(n_q):
-        idx = nearest(res, codebooks[q])
+        if lookup is None:
+            idx = nearest(res, codebooks[q])
+        else:
+            idx = jnp.argmax(l2_normalize(res @ lookup["w_in"][q]) @ lookup["codes"][q].T, axis=1)
         res = res - codebooks[q][idx]
         out.append(idx)
     return jnp.stack(out, -1).reshape(b, t, n_q)

@@ -96,9 +96,9 @@ def _graphs(cfg: AudioModelConfig):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 5))
-def _encode_chunk(cfg, enc_g, enc_def, enc_leaves, codebooks, stages, wav):
+def _encode_chunk(cfg, enc_g, enc_def, enc_leaves, codebooks, stages, wav, lookup=None):
     z = nnx.merge(enc_g, jax.tree_util.tree_unflatten(enc_def, enc_leaves))(wav)
-    return rvq.encode_codes(cfg.rvq, codebooks, z, stages)
+    return rvq.encode_codes(cfg.rvq, codebooks, z, stages, lookup)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -108,7 +108,9 @@ def _decode_chunk(dec_g, dec_def, dec_leaves, codebooks, codes):
 
 @dataclass
 class AudioModel:
-    """A trained codec: config, float16-stored weights, codebooks and code prior."""
+    """A trained codec: config, float16-stored weights, codebooks and code prior.
+    Factorized codes (``config.rvq.code_dim > 0``) add ``lookup``: {"w_in", "w_out",
+    "codes"}; ``codebooks`` are then the codes projected up (what decoding adds)."""
 
     config: AudioModelConfig
     encoder: list[np.ndarray]
@@ -117,6 +119,7 @@ class AudioModel:
     prior: CodePrior
     name: str = "model"
     info: dict[str, Any] = field(default_factory=dict)
+    lookup: dict[str, np.ndarray] | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -125,7 +128,7 @@ class AudioModel:
     @property
     def model_id(self) -> str:
         h = hashlib.sha256(json.dumps(self.config.to_json(), sort_keys=True).encode())
-        for a in [*self.encoder, *self.decoder, self.codebooks]:
+        for a in [*self.encoder, *self.decoder, self.codebooks, *(self.lookup or {}).values()]:
             h.update(np.ascontiguousarray(a, np.float16).tobytes())
         for a in self.prior.to_arrays().values():
             h.update(np.ascontiguousarray(a).tobytes())
@@ -143,6 +146,7 @@ class AudioModel:
         arrays = {"meta": np.frombuffer(meta.encode(), np.uint8), "codebooks": self.codebooks.astype(np.float16),
                   **{f"enc_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.encoder)},
                   **{f"dec_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.decoder)},
+                  **{f"lookup_{k}": a.astype(np.float16) for k, a in (self.lookup or {}).items()},
                   **self.prior.to_arrays()}
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
@@ -168,8 +172,9 @@ class AudioModel:
         f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
         enc = [f32(d[k]) for k in sorted(k for k in d if k.startswith("enc_"))]
         dec = [f32(d[k]) for k in sorted(k for k in d if k.startswith("dec_"))]
+        lookup = {k.removeprefix("lookup_"): f32(d[k]) for k in d if k.startswith("lookup_")} or None
         model = AudioModel(cfg, enc, dec, f32(d["codebooks"]), CodePrior.from_arrays(d), meta.get("name", path.stem),
-                           meta.get("info", {}))
+                           meta.get("info", {}), lookup)
         model._check_shapes()
         return model
 
@@ -177,6 +182,9 @@ class AudioModel:
         enc_g, enc_def, dec_g, dec_def = _graphs(self.config)
         if enc_def.num_leaves != len(self.encoder) or dec_def.num_leaves != len(self.decoder):
             raise InputError("model weights do not match its config")
+        if (self.config.rvq.code_dim > 0) != (self.lookup is not None) or \
+                (self.lookup is not None and set(self.lookup) != {"w_in", "w_out", "codes"}):
+            raise InputError("model codebooks do not match its config (factorized codes need w_in, w_out, codes)")
 
     # -- codes ----------------------------------------------------------------------------
 
@@ -184,6 +192,11 @@ class AudioModel:
         """Weights as the file stores them (float16), so every user computes the same."""
         r = lambda xs: [jnp.asarray(np.asarray(x, np.float16), jnp.float32) for x in xs]  # noqa: E731
         return r(self.encoder), r(self.decoder), r([self.codebooks])[0]
+
+    def _rounded_lookup(self) -> dict[str, jax.Array] | None:
+        if self.lookup is None:
+            return None
+        return {k: jnp.asarray(np.asarray(self.lookup[k], np.float16), jnp.float32) for k in ("w_in", "codes")}
 
     def encode_codes(self, wav: np.ndarray, stages: int, on_chunk: Callable[[int, int], None] | None = None
                      ) -> np.ndarray:
@@ -193,6 +206,7 @@ class AudioModel:
         frames = -(-len(wav) // hop)
         enc_g, enc_def, _, _ = _graphs(self.config)
         enc, _, books = self._rounded()
+        lookup = self._rounded_lookup()
         chunk = _chunk_frames(frames)
         ctx, n = CONTEXT_FRAMES * hop, chunk * hop
         padded = np.zeros(ctx + frames * hop + n + ctx, np.float32)
@@ -200,7 +214,7 @@ class AudioModel:
         out = []
         for start in range(0, frames, chunk):
             window = padded[start * hop:start * hop + n + 2 * ctx]
-            codes = _encode_chunk(self.config, enc_g, enc_def, enc, books, stages, jnp.asarray(window[None]))
+            codes = _encode_chunk(self.config, enc_g, enc_def, enc, books, stages, jnp.asarray(window[None]), lookup)
             out.append(np.asarray(codes[0, CONTEXT_FRAMES:CONTEXT_FRAMES + chunk]))
             if on_chunk is not None:
                 on_chunk(len(out), -(-frames // chunk))
@@ -264,7 +278,8 @@ def _make_loss(cfg: AudioModelConfig, graphs, opts: TrainOptions):
         k_drop, k_q = jax.random.split(key)
         z = nnx.merge(enc_g, params["encoder"])(wav)
         n_active = jax.random.choice(k_drop, choices, (wav.shape[0],))  # quantizer dropout
-        zq, codes, commit, state, ppl = rvq.quantize(cfg.rvq, state, z, n_active, k_q, train=True)
+        zq, codes, commit, state, ppl = rvq.quantize(cfg.rvq, state, z, n_active, k_q, train=True,
+                                                     proj=params.get("rvq"))
         y = nnx.merge(dec_g, params["decoder"])(zq)
         terms = {"l1": jnp.mean(jnp.abs(y - wav)), "stft": losses.multi_resolution_stft(wav, y),
                  "mel": losses.mel_l1(wav, y, sr, opts.mel_scales), "commit": commit}
@@ -299,11 +314,15 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
     if opts.adversarial:
         disc_g, params["disc"] = nnx.split(losses.make_discriminator(opts.discriminator, rngs=rngs))
     state = rvq.init_state(cfg.rvq, jax.random.key(opts.seed))
+    if cfg.rvq.code_dim:
+        params["rvq"] = rvq.init_projections(cfg.rvq, jax.random.key(opts.seed + 1))
     if init is not None:
         as_tree = lambda s, arrays: jax.tree_util.tree_unflatten(  # noqa: E731
             jax.tree_util.tree_structure(s), [jnp.asarray(a, jnp.float32) for a in arrays])
         params.update(encoder=as_tree(enc_s, init.encoder), decoder=as_tree(dec_s, init.decoder))
-        state = rvq.state_from_codebooks(init.codebooks)
+        state = rvq.state_from_codebooks(init.codebooks if init.lookup is None else init.lookup["codes"])
+        if init.lookup is not None:
+            params["rvq"] = {k: jnp.asarray(init.lookup[k]) for k in ("w_in", "w_out")}
     t0 = time.perf_counter()
     trainer = Trainer(_make_loss(cfg, (enc_g, dec_g, disc_g), opts), params,
                       TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02,
@@ -335,9 +354,13 @@ def _model_of(cfg: AudioModelConfig, params: Any, state: Any, prior: CodePrior |
     leaves = lambda s: [np.asarray(x, np.float32) for x in jax.tree_util.tree_leaves(s)]  # noqa: E731
     if prior is None:  # a flat prior: training has not counted codes yet
         prior = CodePrior.fit(np.zeros((0, cfg.rvq.stages), np.int64), cfg.rvq.codebook_size)
-    return AudioModel(cfg, leaves(params["encoder"]), leaves(params["decoder"]), np.asarray(state["codebooks"],
-                                                                                           np.float32),
-                      prior, name, info or {})
+    proj = params.get("rvq")
+    books = np.asarray(rvq.effective_codebooks(state["codebooks"], proj), np.float32)
+    lookup = None if proj is None else {"w_in": np.asarray(proj["w_in"], np.float32),
+                                        "w_out": np.asarray(proj["w_out"], np.float32),
+                                        "codes": np.asarray(state["codebooks"], np.float32)}
+    return AudioModel(cfg, leaves(params["encoder"]), leaves(params["decoder"]), books, prior, name, info or {},
+                      lookup)
 
 
 def _held_out_eval(cfg: AudioModelConfig, data: AudioFolder, opts: TrainOptions) -> Callable:
@@ -588,6 +611,8 @@ def _add_train_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--stages", type=cli_type(int, lo=1), default=24,
                    help="RVQ codebooks (24 x 0.5 kbps = 12 kbps at 50 frames/s)")
     g.add_argument("--codebook-size", type=cli_type(int, lo=2), default=1024)
+    g.add_argument("--code-dim", type=cli_type(int, lo=0), default=0,
+                   help="DAC's factorized codes: look codes up by cosine in this many dimensions (DAC: 8; 0: off)")
     g.add_argument("--causal", action="store_true", help="causal convolutions (streaming)")
     g.add_argument("--adversarial", action="store_true", help="add a discriminator and feature matching (slow on CPU)")
     g.add_argument("--discriminator", choices=losses.DISCRIMINATORS, default="msstft",
@@ -613,7 +638,8 @@ def _train_command(args: argparse.Namespace, progress: Progress) -> str:
     cfg = AudioModelConfig(
         SEANetConfig(sample_rate=args.sample_rate, channels=args.channels, latent_dim=args.latent_dim,
                      causal=args.causal, activation=args.activation),
-        rvq.RVQConfig(stages=args.stages, codebook_size=args.codebook_size, dim=args.latent_dim),
+        rvq.RVQConfig(stages=args.stages, codebook_size=args.codebook_size, dim=args.latent_dim,
+                      code_dim=args.code_dim),
         tuple(s for s in (3, 6, 12, 24) if s <= args.stages) or (args.stages,))
     init = resolve_model(None if args.init == "shipped" else args.init) if args.init else None
     if init is not None:

@@ -128,12 +128,16 @@ def test_cli_train_encode_decode_eval(bunny_folder, tmp_path, capsys):
     run = tmp_path / "runs" / "tiny"
     assert main(["train", "audio", "--data", str(bunny_folder), "-o", str(run), "--steps", "3", "--batch-size", "2",
                  "--crop", "0.32", "--channels", "4", "--latent-dim", "8", "--stages", "3",
-                 "--codebook-size", "32", "--code-dim", "2", "--activation", "snake"]) == 0  # DAC's options
+                 "--codebook-size", "32", "--code-dim", "2", "--activation", "snake",  # DAC's options
+                 "--strides", "2,4,5,10"]) == 0  # 40 frames/s
     model = audio_rvq.AudioModel.load(run)
-    assert model.lookup is not None and model.config.seanet.activation == "snake"
+    assert model.lookup is not None and model.config.seanet.activation == "snake" and model.config.seanet.hop == 400
+    assert main(["encode", str(bunny_folder / "a.wav"), "-o", str(tmp_path / "no.jxc"), "--model", str(run),
+                 "--kbps", "6"]) == 2
+    assert "trained for; for 2 channel(s) it codes at 1.2 kbps" in capsys.readouterr().err
     src = bunny_folder / "a.wav"
     out = tmp_path / "a.jxc"
-    assert main(["encode", str(src), "-o", str(out), "--model", str(run), "--kbps", "1.5"]) == 0  # 3 codebooks x 5 bits x 50/s, 2 channels
+    assert main(["encode", str(src), "-o", str(out), "--model", str(run), "--kbps", "1.2"]) == 0  # 3 codebooks x 5 bits x 40/s, 2 channels
     assert "kbps nominal" in capsys.readouterr().out
     assert main(["info", str(out)]) == 0
     assert main(["decode", str(out), "-o", str(tmp_path / "back.wav"), "--model", str(run)]) == 0

@@ -493,10 +493,14 @@ def decode_codes(model: AudioModel, c: Container) -> np.ndarray:
     return _decode_codes(model, c, _header(c))
 
 
-def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
+def _check_model(model: AudioModel, h: dict) -> None:
     if h["id"] != model.model_id:
         raise BitstreamError(f"this file was encoded with audio model {h['id']}; the model given is "
                              f"'{model.name}' ({model.model_id}): pass the matching --model")
+
+
+def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
+    _check_model(model, h)
     if h["stages"] > model.config.rvq.stages:
         raise BitstreamError("file uses more codebooks than the model has")
     return _decode_streams(model, c.section("codes"), (h["channels"], h["frames"], h["stages"]), h["prior"])
@@ -506,6 +510,7 @@ def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
 def decode(model: AudioModel, c: Container) -> tuple[np.ndarray, int]:
     """Samples [N, C] at the original rate and length, from the file and its model."""
     h = _header(c)
+    _check_model(model, h)  # before anything that depends on the model (its hop)
     hop = model.config.seanet.hop
     most = math.ceil((h["frames"] * hop + 1) * h["sr"] / model.sample_rate)
     if not most - h["sr"] <= h["length"] <= most:  # encode() writes ceil(length / hop) frames
@@ -597,6 +602,13 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
             f"prior), {result.duration_s:.2f} s of audio in {seconds:.2f} s")
 
 
+def _strides(text: str) -> tuple[int, ...]:
+    strides = tuple(int(v) for v in text.split(","))
+    if not strides or min(strides) < 1:
+        raise InputError(f"--strides takes positive integers separated by commas, got {text!r}")
+    return strides
+
+
 def _add_train_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--sample-rate", type=cli_type(int, lo=1000), default=16000, help="model rate in Hz")
     g.add_argument("--steps", type=cli_type(int, lo=1), default=20000)
@@ -608,6 +620,10 @@ def _add_train_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--channels", type=cli_type(int, lo=1), default=32, help="SEANet base channels (doubling per stage)")
     g.add_argument("--latent-dim", type=cli_type(int, lo=1), default=64)
+    g.add_argument("--strides", type=cli_type(_strides), default=(2, 4, 5, 8),
+                   help="SEANet downsampling factors; their product is the hop (2,4,5,8: 320 samples, 50 frames/s "
+                        "at 16 kHz). A WavTokenizer-style single-codebook tokenizer at 40 tokens/s: --strides 2,4,5,10 "
+                        "--stages 1 --codebook-size 4096 (0.48 kbps)")
     g.add_argument("--stages", type=cli_type(int, lo=1), default=24,
                    help="RVQ codebooks (24 x 0.5 kbps = 12 kbps at 50 frames/s)")
     g.add_argument("--codebook-size", type=cli_type(int, lo=2), default=1024)
@@ -636,8 +652,8 @@ def _train_command(args: argparse.Namespace, progress: Progress) -> str:
     progress.note(f"{args.data}: {len(data.train)} training files "
                   f"({sum(map(len, data.train)) / args.sample_rate / 60:.1f} min), {len(data.valid)} held out")
     cfg = AudioModelConfig(
-        SEANetConfig(sample_rate=args.sample_rate, channels=args.channels, latent_dim=args.latent_dim,
-                     causal=args.causal, activation=args.activation),
+        SEANetConfig(sample_rate=args.sample_rate, channels=args.channels, strides=args.strides,
+                     latent_dim=args.latent_dim, causal=args.causal, activation=args.activation),
         rvq.RVQConfig(stages=args.stages, codebook_size=args.codebook_size, dim=args.latent_dim,
                       code_dim=args.code_dim),
         tuple(s for s in (3, 6, 12, 24) if s <= args.stages) or (args.stages,))

@@ -10,7 +10,7 @@ entropy-coded codes alone: what the prior saves), and actual (whole files, heade
 containers included, over total duration; for Opus the whole Ogg file). Real-time
 factors are seconds of processing per second of audio on this machine.
 
-    python experiments/bench_audio.py [--model runs/NAME] [--eval data/speech16k/eval] [--per-speaker 40]
+    python experiments/bench_audio.py [--model runs/NAME,shipped] [--eval data/speech16k/eval] [--per-speaker 40]
 
 Last line: summary: pesq_6kbps=P6 pesq_12kbps=P12 opus_pesq_8kbps=O8 prior_saving_pct=S heldout_speakers=N
 """
@@ -58,9 +58,40 @@ def per_speaker(per: list[dict], speakers: list[str]) -> dict[str, float]:
     return {s: mean([r for r, t in zip(per, speakers) if t == s], "pesq") for s in dict.fromkeys(speakers)}
 
 
+def bench_model(model: audio_rvq.AudioModel, label: str, files: list[Path], clips: list[np.ndarray],
+                speakers: list[str], out: Path, codecs, rates: list[float]) -> list[dict]:
+    """Every clip coded to a real file at each rate, read back and decoded."""
+    out.mkdir(parents=True, exist_ok=True)
+    total_s = sum(len(c) for c in clips) / SR
+    audio_rvq.encode(model, clips[0][:, None], SR, rates[0])  # compile before timing
+    rows = []
+    for kbps in rates:
+        per, size, payload, nominal, t_enc, t_dec = [], 0, 0, 0.0, 0.0, 0.0
+        for f, x in zip(files, clips):
+            t0 = time.perf_counter()
+            enc = audio_rvq.encode(model, x[:, None], SR, kbps)
+            n = container.write(out / f"{f.stem}-{kbps:g}.jxc", enc.container)
+            t_enc += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            y, _ = audio_rvq.decode(model, container.read(out / f"{f.stem}-{kbps:g}.jxc", codecs))
+            t_dec += time.perf_counter() - t0
+            size += n
+            payload += len(enc.container.section("codes"))
+            nominal += enc.nominal_kbps * 1000 * len(x) / SR / 8
+            per.append(quality(x, y[:, 0]))
+        rows.append({"codec": label, "nominal": kbps, "by_speaker": per_speaker(per, speakers),
+                     "actual": 8 * size / total_s / 1000, "payload": 8 * payload / total_s / 1000,
+                     "saving": 100 * (1 - payload / nominal), "enc_rtf": t_enc / total_s, "dec_rtf": t_dec / total_s,
+                     **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
+        print(f"{label} {kbps:g} kbps: PESQ {rows[-1]['pesq']:.3f}", flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=None, help="model folder or .npz (default: the shipped speech16k model)")
+    ap.add_argument("--model", default="shipped",
+                    help="model folders or .npz files, comma-separated ('shipped': the packaged speech16k model); "
+                         "the summary line is the first one's")
     ap.add_argument("--eval", default="data/speech16k/eval")
     ap.add_argument("--per-speaker", type=int, default=40, help="prompts per speaker (0: all)")
     ap.add_argument("--kbps", default=None, help="rates to code at (default: every rate the model was trained for)")
@@ -68,7 +99,7 @@ def main() -> None:
     ap.add_argument("--out", default="out/bench-audio")
     args = ap.parse_args()
 
-    model = audio_rvq.resolve_model(args.model)
+    models = [audio_rvq.resolve_model(None if m == "shipped" else m) for m in args.model.split(",")]
     eval_dir = Path(args.eval)
     by_speaker: dict[str, list[Path]] = {}
     for p in sorted(eval_dir.rglob("*")):
@@ -87,29 +118,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     codecs = load_codecs()
-    audio_rvq.encode(model, clips[0][:, None], SR, 6.0)  # compile before timing
-
-    rates = [float(k) for k in args.kbps.split(",")] if args.kbps else model.config.trained_kbps()
     rows = []
-    for kbps in rates:
-        per, size, payload, nominal, t_enc, t_dec = [], 0, 0, 0.0, 0.0, 0.0
-        for f, x in zip(files, clips):
-            t0 = time.perf_counter()
-            enc = audio_rvq.encode(model, x[:, None], SR, kbps)
-            n = container.write(out / f"{f.stem}-{kbps:g}.jxc", enc.container)
-            t_enc += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            y, _ = audio_rvq.decode(model, container.read(out / f"{f.stem}-{kbps:g}.jxc", codecs))
-            t_dec += time.perf_counter() - t0
-            size += n
-            payload += len(enc.container.section("codes"))
-            nominal += enc.nominal_kbps * 1000 * len(x) / SR / 8
-            per.append(quality(x, y[:, 0]))
-        rows.append({"codec": "ours", "nominal": kbps, "by_speaker": per_speaker(per, speakers), "actual": 8 * size / total_s / 1000,
-                     "payload": 8 * payload / total_s / 1000, "saving": 100 * (1 - payload / nominal),
-                     "enc_rtf": t_enc / total_s, "dec_rtf": t_dec / total_s,
-                     **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
-        print(f"ours {kbps:g} kbps: PESQ {rows[-1]['pesq']:.3f}", flush=True)
+    for m, (model, label) in enumerate(zip(models, args.model.split(","))):
+        rows += bench_model(model, f"ours: {label}", files, clips, speakers, out / f"model{m}", codecs,
+                            [float(k) for k in args.kbps.split(",")] if args.kbps else model.config.trained_kbps())
+
     for kbps in [float(k) for k in args.opus.split(",")]:
         per, size, t_enc, t_dec = [], 0, 0.0, 0.0
         for x in clips:
@@ -118,16 +131,19 @@ def main() -> None:
             t_enc += enc_s
             t_dec += dec_s
             per.append(quality(x, y))
-        rows.append({"codec": "opus voip", "nominal": kbps, "by_speaker": per_speaker(per, speakers), "actual": 8 * size / total_s / 1000,
-                     "payload": float("nan"), "saving": float("nan"), "enc_rtf": t_enc / total_s,
+        rows.append({"codec": "opus voip", "nominal": kbps, "by_speaker": per_speaker(per, speakers),
+                     "actual": 8 * size / total_s / 1000, "payload": float("nan"), "saving": float("nan"), "enc_rtf": t_enc / total_s,
                      "dec_rtf": t_dec / total_s, **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
 
-    info = model.info
-    hours = info.get("train_seconds", float("nan")) / 3600
     names = ", ".join(f"{s} ({speakers.count(s)})" for s in dict.fromkeys(speakers))
-    print(f"\n{len(files)} prompts ({total_s:.1f} s, 16 kHz) of {eval_dir}: {names}; model "
-          f"{model.name} ({model.model_id}): {info.get('steps', '?')} steps, batch {info.get('batch_size', '?')}, "
-          f"{hours * 60:.1f} min on {info.get('devices', '?')}; measured on {jax.devices()[0].device_kind}\n")
+    print(f"\n{len(files)} prompts ({total_s:.1f} s, 16 kHz) of {eval_dir}: {names}; "
+          f"measured on {jax.devices()[0].device_kind}")
+    for model, label in zip(models, args.model.split(",")):
+        info = model.info
+        print(f"- {label}: model {model.name} ({model.model_id}): {info.get('steps', '?')} steps, batch "
+              f"{info.get('batch_size', '?')}, {info.get('train_seconds', float('nan')) / 60:.1f} min on "
+              f"{info.get('devices', '?')}" + (f", fine-tuned from {info['init']}" if "init" in info else ""))
+    print()
     print("| codec | kbps nominal | kbps code payload | kbps actual (files) | prior saving % | PESQ-wb | STOI "
           "| SI-SDR dB | log-mel L1 | encode RTF | decode RTF |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -146,7 +162,8 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 4))
-        for name, style in (("ours", "o-"), ("opus voip", "s--")):
+        for name in dict.fromkeys(r["codec"] for r in rows):
+            style = "s--" if name == "opus voip" else "o-"
             pts = [r for r in rows if r["codec"] == name]
             ax.plot([r["actual"] for r in pts], [r["pesq"] for r in pts], style, label=name)
         ax.set_xlabel("kbps (whole files)")
@@ -162,9 +179,10 @@ def main() -> None:
     def pesq_at(codec: str, kbps: float) -> float:
         return next((r["pesq"] for r in rows if r["codec"] == codec and r["nominal"] == kbps), float("nan"))
 
-    ours6 = next((r for r in rows if r["codec"] == "ours" and r["nominal"] == 6.0), None)
+    first = rows[0]["codec"]
+    ours6 = next((r for r in rows if r["codec"] == first and r["nominal"] == 6.0), None)
     saving = ours6["saving"] if ours6 else float("nan")
-    print(f"summary: pesq_6kbps={pesq_at('ours', 6.0):.3f} pesq_12kbps={pesq_at('ours', 12.0):.3f} "
+    print(f"summary: pesq_6kbps={pesq_at(first, 6.0):.3f} pesq_12kbps={pesq_at(first, 12.0):.3f} "
           f"opus_pesq_8kbps={pesq_at('opus voip', 8.0):.3f} prior_saving_pct={saving:.1f} "
           f"heldout_speakers={len(set(speakers))}")
 

@@ -14,6 +14,9 @@ The shipped model was trained with:
 
 (STEPS and the device are recorded in the model's info and printed by bench_audio.py.)
 With --time-budget SECONDS the step count is chosen to fit, from a short timed probe.
+DAC's choices, for the ablation on a GPU (each alone, or all: --dac), in resumable chunks:
+
+    python experiments/train_speech.py --out runs/dac --dac --steps 20000 --chunk-steps 4000 --resume
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import time
 from pathlib import Path
 
 import jax
+
+from dataclasses import replace
 
 from jaxcodec.audio.rvq import RVQConfig
 from jaxcodec.audio.seanet import SEANetConfig
@@ -47,11 +52,24 @@ def main() -> None:
     ap.add_argument("--init", default=None, help="start from this model ('shipped', a folder or .npz): fine-tuning")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--crop", type=float, default=1.0, help="seconds per training example")
+    ap.add_argument("--snake", action="store_true", help="Snake activations (DAC)")
+    ap.add_argument("--code-dim", type=int, default=0, help="factorized cosine lookup in this many dims (DAC: 8)")
+    ap.add_argument("--mel-scales", default="two", help="two, or dac (seven scales)")
+    ap.add_argument("--discriminator", default=None, help="msstft or dac (multi-period + multi-band STFT)")
+    ap.add_argument("--dac", action="store_true", help="all of DAC's: --snake --code-dim 8 --mel-scales dac "
+                                                       "--discriminator dac")
+    ap.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    ap.add_argument("--chunk-steps", type=int, default=0,
+                    help="stop after this many more steps (a checkpoint is written); rerun with --resume")
     ap.add_argument("--ship", action="store_true", help="copy the model to jaxcodec/assets/speech16k.npz")
     args = ap.parse_args()
+    if args.dac:
+        args.snake, args.code_dim, args.mel_scales, args.discriminator = True, args.code_dim or 8, "dac", "dac"
 
     init = audio_rvq.resolve_model(None if args.init == "shipped" else args.init) if args.init else None
-    config = init.config if init is not None else CONFIG
+    config = init.config if init is not None else replace(
+        CONFIG, seanet=replace(CONFIG.seanet, activation="snake" if args.snake else "elu"),
+        rvq=replace(CONFIG.rvq, code_dim=args.code_dim))
     data_dir = Path(args.data)
     if not (data_dir / "train").is_dir():
         subprocess.run([sys.executable, str(Path(__file__).with_name("prepare_speech.py")), "--out", str(data_dir)],
@@ -72,7 +90,10 @@ def main() -> None:
         shutil.rmtree(Path(args.out) / "probe", ignore_errors=True)
         print(f"probe: {per_step * 1000:.0f} ms/step; training {steps} steps", flush=True)
     opts = audio_rvq.TrainOptions(steps=steps, batch_size=args.batch_size, lr=args.lr, crop_seconds=args.crop,
-                                  checkpoint_every=max(steps // 4, 1))
+                                  checkpoint_every=args.chunk_steps or max(steps // 4, 1), resume=args.resume,
+                                  adversarial=args.discriminator is not None,
+                                  discriminator=args.discriminator or "msstft", mel_scales=args.mel_scales,
+                                  more_steps=args.chunk_steps)
 
     def show(record):
         keep = {k: round(v, 4) for k, v in record.items() if isinstance(v, float) and not k.startswith("ppl")}

@@ -68,6 +68,20 @@ def test_resume_matches_uninterrupted_run(tmp_path):
     assert _records(tmp_path / "cut" / "metrics.jsonl") == _records(tmp_path / "full" / "metrics.jsonl")
 
 
+def test_chunks_of_more_steps_add_up_to_the_uninterrupted_run(tmp_path):
+    """A run cut into chunks (a lent machine's few minutes each) ends where one run ends."""
+    full = make(steps=20, workdir=tmp_path / "full", steps_per_epoch=5)
+    expected = full.run()
+    full.close()
+    for chunk in range(3):  # 8 + 8 + 4 steps
+        part = make(steps=20, workdir=tmp_path / "chunks", steps_per_epoch=5)
+        params = part.run(resume=chunk > 0, more_steps=8)
+        assert part.step == min(8 * (chunk + 1), 20)
+        part.close()
+    for k in expected:
+        np.testing.assert_array_equal(np.asarray(params[k]), np.asarray(expected[k]))
+
+
 def test_resume_after_the_end_and_ctrl_c_checkpoint(tmp_path):
     done = make(steps=12, workdir=tmp_path)
     done.run()

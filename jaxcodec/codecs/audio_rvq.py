@@ -259,6 +259,7 @@ class TrainOptions:
     checkpoint_every: int = 1000
     grad_clip: float = 0.0
     resume: bool = False
+    more_steps: int = 0  # > 0: stop after this many steps (a chunk; continue with resume)
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or not self.crop_seconds > 0 or not self.lr > 0:
@@ -333,12 +334,14 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
                       eval_fn=_held_out_eval(cfg, data, opts) if data.valid else None,
                       on_step=on_step, on_log=on_log)
     try:
-        params = trainer.run(resume=opts.resume)
+        params = trainer.run(resume=opts.resume, more_steps=opts.more_steps)
+        done = trainer.step
         state = trainer.state
     finally:
         trainer.close()
     seconds = time.perf_counter() - t0
-    info = {"steps": opts.steps, "train_seconds": round(seconds, 1), "batch_size": opts.batch_size,
+    info = {"steps": done, **({"of_steps": opts.steps} if done < opts.steps else {}),
+            "train_seconds": round(seconds, 1), "batch_size": opts.batch_size,
             "crop_seconds": opts.crop_seconds, "adversarial": opts.adversarial,
             **({"discriminator": opts.discriminator} if opts.adversarial else {}),
             "mel_scales": opts.mel_scales,

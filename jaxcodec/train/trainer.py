@@ -225,18 +225,21 @@ class Trainer:
         if self.on_log is not None:
             self.on_log(record)
 
-    def run(self, resume: bool = False) -> Any:
+    def run(self, resume: bool = False, more_steps: int = 0) -> Any:
         """Train to `cfg.steps` (continuing from a checkpoint if `resume`); returns params.
+        With `more_steps`, stop after that many steps (and save a checkpoint): a chunk of a
+        long run on a machine lent for a while, continued later with `resume`.
 
         Ctrl-C saves a checkpoint (when there is a workdir) before the interrupt goes on.
         """
         if resume:
             self.restore()
+        end = min(self.cfg.steps, self.step + more_steps) if more_steps else self.cfg.steps
         t0 = time.perf_counter()
         if self.on_step is not None:
             self.on_step(self.step, self.cfg.steps)
         try:
-            while self.step < self.cfg.steps:
+            while self.step < end:
                 batch = self._put_batch(self.sampler(self.step))
                 self.params, self.opt_state, self.state, metrics = self._train_step(
                     self.params, self.opt_state, self.state, batch, jnp.int32(self.step))

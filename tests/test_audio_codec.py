@@ -172,3 +172,20 @@ def test_adversarial_training_runs_through_the_shared_trainer(bunny_folder, tmp_
     model = audio_rvq.train(data, TINY, opts, tmp_path, "tiny-gan", on_log=logs.append)
     assert model.info["adversarial"] is True
     assert all(k in logs[-1] and np.isfinite(logs[-1][k]) for k in ("gen", "feat", "disc", "loss"))
+
+
+def test_group_residual_model_codes_and_decodes_through_a_file(bunny_folder, tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(TINY, rvq=replace(TINY.rvq, groups=2, stages=3), bandwidth_stages=(1, 3))
+    data = AudioFolder.load(bunny_folder, 16000, valid_percent=0.0)
+    opts = audio_rvq.TrainOptions(steps=3, batch_size=2, crop_seconds=0.32, eval_every=0, checkpoint_every=0)
+    model = audio_rvq.train(data, cfg, opts, tmp_path, "grvq")
+    assert cfg.trained_kbps() == [0.6, 1.8]  # levels x 2 groups x 6 bits x 50 frames/s
+    x, sr = read_audio(bunny_folder / "b.wav")
+    enc = audio_rvq.encode(model, x[:9000], sr, kbps=0.6)
+    assert enc.codes.shape[2] == 2 and enc.container.header["stages"] == 2
+    c = container.unpack(container.pack(enc.container), load_codecs())
+    np.testing.assert_array_equal(audio_rvq.decode_codes(audio_rvq.AudioModel.load(tmp_path), c), enc.codes)
+    out, sr2 = audio_rvq.decode(model, c)
+    assert out.shape == (9000, 1) and sr2 == sr and np.isfinite(out).all()

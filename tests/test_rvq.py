@@ -68,3 +68,23 @@ def test_factorized_lookup_is_by_cosine_and_trains_its_projections():
     assert float(jnp.abs(grads["w_in"]).sum()) > 0 and float(jnp.abs(grads["w_out"]).sum()) > 0
     with np.testing.assert_raises(ValueError):
         rvq.quantize(cfg, state, x, full)
+
+
+def test_group_residual_codes_are_level_major_and_decode_what_training_quantized():
+    """HiFi-Codec's group-residual VQ: two groups of the latent's channels, each its own stack."""
+    cfg = rvq.RVQConfig(stages=3, codebook_size=8, dim=6, groups=2, kmeans_iters=3)
+    state = rvq.init_state(cfg, jax.random.key(0))
+    assert state["codebooks"].shape == (6, 8, 3)
+    x = jax.random.normal(jax.random.key(1), (2, 10, 6))
+    out, codes, _, state, ppl = rvq.quantize(cfg, state, x, jnp.array([3, 3]), jax.random.key(2), train=True)
+    assert codes.shape == (2, 10, 6) and ppl.shape == (6,) and bool(state["initialized"])
+    out, codes, *_ = rvq.quantize(cfg, state, x, jnp.array([3, 3]))
+    books = state["codebooks"]
+    np.testing.assert_array_equal(rvq.encode_codes(cfg, books, x, 3), codes)
+    np.testing.assert_allclose(rvq.decode_codes(books, codes, 2), out, atol=1e-6)
+    np.testing.assert_array_equal(rvq.encode_codes(cfg, books, x, 1), codes[..., :2])  # first level, both groups
+    # group 1 sees only the latent's last three channels
+    moved = x.at[..., :3].add(5.0)
+    np.testing.assert_array_equal(rvq.encode_codes(cfg, books, moved, 3)[..., 1::2], codes[..., 1::2])
+    with np.testing.assert_raises(ValueError):
+        rvq.RVQConfig(dim=6, groups=4)

@@ -17,11 +17,15 @@ codes (EMA-tracked, renormalized), and projects the code back up; the projection
 (``proj``: ``w_in`` [stages, dim, code_dim], ``w_out`` [stages, code_dim, dim]) are trained
 by gradients. A low-dimensional, normalized lookup keeps codebooks evenly used. Decoding
 needs only the projected codes (``effective_codebooks``), so it is the same in both modes.
+
+``groups > 1`` is HiFi-Codec's group-residual VQ: the latent's channels split into groups,
+each quantized by its own residual stack. Codebooks and codes are laid out level-major:
+row or column ``level * groups + g``, so the first n levels are the first n * groups.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import jax
 import jax.numpy as jnp
@@ -39,10 +43,26 @@ class RVQConfig:
     kmeans_iters: int = 10
     epsilon: float = 1e-5
     code_dim: int = 0  # > 0: DAC's factorized, L2-normalized lookup in this many dimensions
+    groups: int = 1  # > 1: group-residual VQ (HiFi-Codec), dim split into this many groups
+
+    def __post_init__(self) -> None:
+        if self.groups < 1 or self.dim % self.groups:
+            raise ValueError(f"groups ({self.groups}) must divide the latent dimension ({self.dim})")
+        if self.groups > 1 and self.code_dim:
+            raise ValueError("group-residual VQ and factorized codes are not combined")
 
     @property
     def lookup_dim(self) -> int:
-        return self.code_dim or self.dim
+        return self.code_dim or self.dim // self.groups
+
+    @property
+    def columns(self) -> int:
+        """Codes per frame at full depth."""
+        return self.stages * self.groups
+
+    def group(self) -> RVQConfig:
+        """The configuration of one group's residual stack."""
+        return replace(self, dim=self.dim // self.groups, groups=1)
 
     @property
     def bits_per_code(self) -> float:
@@ -57,10 +77,10 @@ class RVQConfig:
 
 
 def init_state(cfg: RVQConfig, key: jax.Array) -> dict[str, jax.Array]:
-    codebooks = jax.random.normal(key, (cfg.stages, cfg.codebook_size, cfg.lookup_dim)) * 0.1
+    codebooks = jax.random.normal(key, (cfg.columns, cfg.codebook_size, cfg.lookup_dim)) * 0.1
     if cfg.code_dim:
         codebooks = l2_normalize(codebooks)
-    return {"codebooks": codebooks, "cluster_size": jnp.ones((cfg.stages, cfg.codebook_size)),
+    return {"codebooks": codebooks, "cluster_size": jnp.ones((cfg.columns, cfg.codebook_size)),
             "embed_sum": jnp.array(codebooks, copy=True), "initialized": jnp.array(False)}
 
 
@@ -116,8 +136,11 @@ def quantize(cfg: RVQConfig, state: dict[str, jax.Array], x: jax.Array, n_active
     factorized lookup's projections, when ``cfg.code_dim > 0``).
 
     Returns (straight-through quantized x, codes [B, T, stages] (-1 where inactive),
-    commitment loss, new state, per-stage perplexity [stages]).
+    commitment loss, new state, per-stage perplexity [stages]); with groups, codes and
+    perplexities have ``stages * groups`` columns, level-major.
     """
+    if cfg.groups > 1:
+        return _quantize_groups(cfg, state, x, n_active, key, train)
     b, t, d = x.shape
     flat = x.reshape(b * t, d)
     active = (jnp.arange(cfg.stages)[None, :] < n_active[:, None])  # [B, stages]
@@ -192,6 +215,32 @@ def quantize(cfg: RVQConfig, state: dict[str, jax.Array], x: jax.Array, n_active
     return out, codes, commit / cfg.stages, new_state, jnp.stack(perplexity)
 
 
+def _by_group(a: jax.Array, groups: int) -> jax.Array:
+    """Level-major rows [levels * groups, ...] -> [groups, levels, ...]."""
+    return a.reshape(a.shape[0] // groups, groups, *a.shape[1:]).swapaxes(0, 1)
+
+
+def _level_major(a: jax.Array) -> jax.Array:
+    """[groups, levels, ...] -> [levels * groups, ...]."""
+    return a.swapaxes(0, 1).reshape(a.shape[0] * a.shape[1], *a.shape[2:])
+
+
+def _quantize_groups(cfg, state, x, n_active, key, train):
+    """Each group's stack in turn (a Python loop, not vmap: under vmap the k-means branch
+    of the first batch's `cond` would run at every step)."""
+    g, (b, t, d) = cfg.groups, x.shape
+    sub = cfg.group()
+    keys = jax.random.split(key if key is not None else jax.random.key(0), g)
+    states = {k: (v if k == "initialized" else _by_group(v, g)) for k, v in state.items()}
+    results = [quantize(sub, {k: (v if k == "initialized" else v[i]) for k, v in states.items()},
+                        x[..., i * (d // g):(i + 1) * (d // g)], n_active, keys[i], train) for i in range(g)]
+    out, codes, commit, news, ppl = zip(*results)
+    new = {k: (news[0][k] if k == "initialized" else _level_major(jnp.stack([n[k] for n in news])))
+           for k in state}
+    codes = jnp.stack(codes, axis=-1).reshape(b, t, cfg.columns)  # [B, T, levels, groups] -> level-major
+    return jnp.concatenate(out, axis=-1), codes, sum(commit) / g, new, _level_major(jnp.stack(ppl))
+
+
 def _ema_update(cfg, state, codebooks, counts, sums, inputs, active_rows, keys):
     """EMA of usage and sums; inputs [stages, M, D] are what each stage quantized."""
     fresh = ~state["initialized"]
@@ -227,8 +276,15 @@ def _ema_update(cfg, state, codebooks, counts, sums, inputs, active_rows, keys):
 def encode_codes(cfg: RVQConfig, codebooks: jax.Array, x: jax.Array, n_q: int,
                  lookup: dict[str, jax.Array] | None = None) -> jax.Array:
     """Inference: codes [B, T, n_q] of x [B, T, D] with the first n_q stages. `codebooks`
-    are the effective ones; `lookup` ({"w_in", "codes"}: unit codes) for factorized codes."""
+    are the effective ones; `lookup` ({"w_in", "codes"}: unit codes) for factorized codes.
+    With groups: codes [B, T, n_q * groups], level-major."""
     b, t, d = x.shape
+    if cfg.groups > 1:
+        g = cfg.groups
+        xs = jnp.moveaxis(x.reshape(b, t, g, d // g), 2, 0)
+        codes = jax.vmap(lambda books, xg: encode_codes(cfg.group(), books, xg, n_q))(
+            _by_group(codebooks, g), xs)
+        return jnp.moveaxis(codes, 0, -1).reshape(b, t, n_q * g)
     res = x.reshape(b * t, d)
     out = []
     for q in range(n_q):
@@ -241,7 +297,9 @@ def encode_codes(cfg: RVQConfig, codebooks: jax.Array, x: jax.Array, n_q: int,
     return jnp.stack(out, -1).reshape(b, t, n_q)
 
 
-def decode_codes(codebooks: jax.Array, codes: jax.Array) -> jax.Array:
-    """Sum of the chosen codes: [B, T, n_q] -> [B, T, D]."""
-    n_q = codes.shape[-1]
-    return sum(codebooks[q][codes[..., q]] for q in range(n_q))
+def decode_codes(codebooks: jax.Array, codes: jax.Array, groups: int = 1) -> jax.Array:
+    """Sum of the chosen codes: [B, T, n_q * groups] -> [B, T, D] (each group's sum fills
+    its slice of the latent's channels)."""
+    n = codes.shape[-1]
+    return jnp.concatenate([sum(codebooks[q][codes[..., q]] for q in range(g, n, groups)) for g in range(groups)],
+                           axis=-1)

@@ -62,7 +62,8 @@ class AudioModelConfig:
     bandwidth_stages: tuple[int, ...] = (3, 6, 12, 24)  # 1.5 / 3 / 6 / 12 kbps at 16 kHz, 50 fps
 
     def kbps(self, stages: int) -> float:
-        return stages * self.rvq.bits_per_code * self.seanet.frame_rate / 1000
+        """Nominal rate of `stages` levels (each `groups` codebooks wide)."""
+        return stages * self.rvq.groups * self.rvq.bits_per_code * self.seanet.frame_rate / 1000
 
     def trained_kbps(self, channels: int = 1) -> list[float]:
         """The whole-file nominal rates the model was trained for (quantizer dropout's choices)."""
@@ -101,9 +102,10 @@ def _encode_chunk(cfg, enc_g, enc_def, enc_leaves, codebooks, stages, wav, looku
     return rvq.encode_codes(cfg.rvq, codebooks, z, stages, lookup)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _decode_chunk(dec_g, dec_def, dec_leaves, codebooks, codes):
-    return nnx.merge(dec_g, jax.tree_util.tree_unflatten(dec_def, dec_leaves))(rvq.decode_codes(codebooks, codes))
+@functools.partial(jax.jit, static_argnums=(0, 1, 5))
+def _decode_chunk(dec_g, dec_def, dec_leaves, codebooks, codes, groups=1):
+    latent = rvq.decode_codes(codebooks, codes, groups)
+    return nnx.merge(dec_g, jax.tree_util.tree_unflatten(dec_def, dec_leaves))(latent)
 
 
 @dataclass
@@ -232,7 +234,7 @@ class AudioModel:
         out = []
         for start in range(0, frames, chunk):
             window = padded[start:start + chunk + 2 * CONTEXT_FRAMES]
-            wav = _decode_chunk(dec_g, dec_def, dec, books, jnp.asarray(window[None]))
+            wav = _decode_chunk(dec_g, dec_def, dec, books, jnp.asarray(window[None]), self.config.rvq.groups)
             out.append(np.asarray(wav[0, CONTEXT_FRAMES * hop:(CONTEXT_FRAMES + chunk) * hop]))
         return np.concatenate(out)[:frames * hop]
 
@@ -288,7 +290,7 @@ def _make_loss(cfg: AudioModelConfig, graphs, opts: TrainOptions):
             terms["gen"], terms["feat"], terms["disc"] = losses.adversarial_losses(disc_g, params["disc"], wav, y)
         loss = sum(w[k] * v for k, v in terms.items())
         metrics = dict(terms, bits_per_frame=jnp.sum(jnp.log2(ppl)),
-                       **{f"ppl_{q:02d}": ppl[q] for q in range(cfg.rvq.stages)})
+                       **{f"ppl_{q:02d}": ppl[q] for q in range(cfg.rvq.columns)})
         return loss, (metrics, state)
 
     return loss_fn
@@ -356,7 +358,7 @@ def _model_of(cfg: AudioModelConfig, params: Any, state: Any, prior: CodePrior |
               name: str = "model", info: dict | None = None) -> AudioModel:
     leaves = lambda s: [np.asarray(x, np.float32) for x in jax.tree_util.tree_leaves(s)]  # noqa: E731
     if prior is None:  # a flat prior: training has not counted codes yet
-        prior = CodePrior.fit(np.zeros((0, cfg.rvq.stages), np.int64), cfg.rvq.codebook_size)
+        prior = CodePrior.fit(np.zeros((0, cfg.rvq.columns), np.int64), cfg.rvq.codebook_size)
     proj = params.get("rvq")
     books = np.asarray(rvq.effective_codebooks(state["codebooks"], proj), np.float32)
     lookup = None if proj is None else {"w_in": np.asarray(proj["w_in"], np.float32),
@@ -466,7 +468,8 @@ def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float
     kind = min(streams, key=lambda k: len(streams[k]))
     # Short prompts are a few kB: keep the header lean (model name and rate come with the model).
     header = {"model": model.model_id, "sample_rate": sample_rate, "channels": int(samples.shape[1]),
-              "length": int(samples.shape[0]), "stages": stages, "frames": int(codes.shape[1]), "prior": kind}
+              "length": int(samples.shape[0]), "stages": int(codes.shape[2]), "frames": int(codes.shape[1]),
+              "prior": kind}
     duration = samples.shape[0] / sample_rate
     nominal = model.config.kbps(stages) * samples.shape[1]
     return EncodedAudio(Container(CODEC_ID, header, {"codes": streams[kind]}), codes, nominal, duration)
@@ -504,8 +507,8 @@ def _check_model(model: AudioModel, h: dict) -> None:
 
 def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
     _check_model(model, h)
-    if h["stages"] > model.config.rvq.stages:
-        raise BitstreamError("file uses more codebooks than the model has")
+    if h["stages"] > model.config.rvq.columns or h["stages"] % model.config.rvq.groups:
+        raise BitstreamError(f"file uses {h['stages']} codebooks: not a depth this model has")
     return _decode_streams(model, c.section("codes"), (h["channels"], h["frames"], h["stages"]), h["prior"])
 
 
@@ -630,6 +633,9 @@ def _add_train_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--stages", type=cli_type(int, lo=1), default=24,
                    help="RVQ codebooks (24 x 0.5 kbps = 12 kbps at 50 frames/s)")
     g.add_argument("--codebook-size", type=cli_type(int, lo=2), default=1024)
+    g.add_argument("--groups", type=cli_type(int, lo=1), default=1,
+                   help="group-residual VQ (HiFi-Codec): the latent split into this many groups, each with --stages "
+                        "codebooks (rate x groups); must divide --latent-dim")
     g.add_argument("--code-dim", type=cli_type(int, lo=0), default=0,
                    help="DAC's factorized codes: look codes up by cosine in this many dimensions (DAC: 8; 0: off)")
     g.add_argument("--causal", action="store_true", help="causal convolutions (streaming)")
@@ -658,7 +664,7 @@ def _train_command(args: argparse.Namespace, progress: Progress) -> str:
         SEANetConfig(sample_rate=args.sample_rate, channels=args.channels, strides=args.strides,
                      latent_dim=args.latent_dim, causal=args.causal, activation=args.activation),
         rvq.RVQConfig(stages=args.stages, codebook_size=args.codebook_size, dim=args.latent_dim,
-                      code_dim=args.code_dim),
+                      code_dim=args.code_dim, groups=args.groups),
         tuple(s for s in (3, 6, 12, 24) if s <= args.stages) or (args.stages,))
     init = resolve_model(None if args.init == "shipped" else args.init) if args.init else None
     if init is not None:

@@ -121,7 +121,7 @@ def _code_chain(first: int, groups: Iterable[np.ndarray], opts: single.EncodeOpt
             group_opts = dataclasses.replace(group_opts, workdir=None if opts.workdir is None
                                              else f"{opts.workdir}/g{k}")
             t0 = time.perf_counter()
-            shapes = [x.shape for x in single._decoder_parts(cfg)[1]]
+            shapes = single.decoder_shapes(cfg)
             ref = matched_reference(weights, shapes) if residual and j > 0 else None
             result = single.encode(frames, group_opts, fps, config=cfg, init=prev, reference=ref, devices=[device],
                                    payload_only=True, on_step=on_step, on_log=on_log)
@@ -281,12 +281,12 @@ def group_container(c: Container, k: int, ranges: list[tuple[int, int]] | None =
     except (TypeError, ValueError, KeyError) as exc:
         raise BitstreamError(f"{w} header field 'model' is invalid: {exc}") from None
     scales = field_list(entry, "scales", 1, 4096, w)
-    _, abstract, _ = single._decoder_parts(cfg)
-    if len(scales) != len(abstract):
-        raise BitstreamError(f"group {k}: {len(scales)} scales for {len(abstract)} tensors")
+    shapes = single.decoder_shapes(cfg)
+    if len(scales) != len(shapes):
+        raise BitstreamError(f"group {k}: {len(scales)} scales for {len(shapes)} tensors")
     video = dict(field_dict(c.header, "video", w), frames=ranges[k][1])
     header = {"model": model, "video": video, "embed": entry.get("embed"),
-              "tensors": [{"shape": list(x.shape), "scale": s} for x, s in zip(abstract, scales)]}
+              "tensors": [{"shape": list(x), "scale": s} for x, s in zip(shapes, scales)]}
     return Container(c.codec, header, {"steps": c.section(f"g{k}.steps"), "symbols": c.section(f"g{k}.symbols")})
 
 
@@ -362,12 +362,12 @@ def decode(c: Container, start: int = 0, count: int | None = None, skip_damaged:
 def describe(c: Container) -> dict[str, Any]:
     ranges = group_ranges(c)
     first = group_container(c, 0, ranges)  # checks the shared model and video fields
-    _, info = single.parse_header(first)
+    cfg, info = single.parse_header(first)
     frames = ranges[-1][0] + ranges[-1][1]
     enc = c.header.get("encoder")
     chains = enc.get("chains", 1) if isinstance(enc, dict) else 1
     return {"video": f"{frames} frames of {info['width']}x{info['height']} at {info['fps']:g} fps",
-            "model": single.describe(first)["model"] + " per group",
+            "model": single.model_summary(cfg) + " per group",
             "groups": f"{len(ranges)} of {ranges[0][1]} frames (the last {ranges[-1][1]}) in {chains} chain(s); "
                       "sections g<k>.steps and g<k>.symbols below",
             "bits per pixel": round(8 * len(pack(c)) / (frames * info["width"] * info["height"]), 5)}

@@ -153,6 +153,11 @@ def _decoder_parts(cfg: INRConfig):
     return graph, leaves, treedef
 
 
+def decoder_shapes(cfg: INRConfig) -> list[tuple[int, ...]]:
+    """Shapes of a config's decoder tensors, in the order files store them."""
+    return [tuple(x.shape) for x in _decoder_parts(cfg)[1]]
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
 def _render(graph, treedef, plan, leaves, code, offset):
     model = nnx.merge(graph, jax.tree_util.tree_unflatten(treedef, leaves))
@@ -578,10 +583,14 @@ def describe(c: Container) -> dict[str, Any]:
     enc = c.header.get("encoder")
     enc = enc if isinstance(enc, dict) else {}
     return {"video": f"{info['t']} frames of {info['width']}x{info['height']} at {info['fps']:g} fps",
-            "model": f"{cfg.kind}, {stored_param_count(cfg):,} stored parameters, fc_dim {cfg.fc_dim}, "
-                     f"strides {'x'.join(map(str, cfg.strides))}",
+            "model": model_summary(cfg),
             "bits per pixel": round(8 * size / pixels, 5),
             "trained": f"{enc.get('epochs', '?')} epochs, lambda {enc.get('lambda', '?')}" if enc else "unknown"}
+
+
+def model_summary(cfg: INRConfig) -> str:
+    return (f"{cfg.kind}, {stored_param_count(cfg):,} stored parameters, fc_dim {cfg.fc_dim}, "
+            f"strides {'x'.join(map(str, cfg.strides))}")
 
 
 def fingerprint(frames: np.ndarray) -> dict[str, Any]:

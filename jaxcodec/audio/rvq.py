@@ -32,6 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 
+LATER_DEFAULTS = {"dead_fraction": 0.02, "code_dim": 0, "groups": 1}
+
+
 @dataclass(frozen=True)
 class RVQConfig:
     stages: int = 24
@@ -69,7 +72,12 @@ class RVQConfig:
         return float(np.log2(self.codebook_size))
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """Later fields are left out at their defaults (see SEANetConfig.to_json)."""
+        d = asdict(self)
+        for key, default in LATER_DEFAULTS.items():
+            if d[key] == default:
+                del d[key]
+        return d
 
     @staticmethod
     def from_json(d: dict) -> RVQConfig:

@@ -45,7 +45,12 @@ class SEANetConfig:
         return self.sample_rate / self.hop
 
     def to_json(self) -> dict:
-        return asdict(self)
+        """Fields added after the first release are left out at their defaults, so an older
+        model's JSON, and its content hash (the model id in its files), stay the same."""
+        d = asdict(self)
+        if d["activation"] == "elu":
+            del d["activation"]
+        return d
 
     @staticmethod
     def from_json(d: dict) -> SEANetConfig:

@@ -25,14 +25,13 @@ row or column ``level * groups + g``, so the first n levels are the first n * gr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-LATER_DEFAULTS = {"dead_fraction": 0.02, "code_dim": 0, "groups": 1}
+from jaxcodec.audio import config_json
 
 
 @dataclass(frozen=True)
@@ -72,12 +71,7 @@ class RVQConfig:
         return float(np.log2(self.codebook_size))
 
     def to_json(self) -> dict:
-        """Later fields are left out at their defaults (see SEANetConfig.to_json)."""
-        d = asdict(self)
-        for key, default in LATER_DEFAULTS.items():
-            if d[key] == default:
-                del d[key]
-        return d
+        return config_json(self, ("dead_fraction", "code_dim", "groups"))
 
     @staticmethod
     def from_json(d: dict) -> RVQConfig:

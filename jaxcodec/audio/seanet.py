@@ -11,11 +11,13 @@ normalization are left out to keep CPU training fast.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from jaxcodec.audio import config_json
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,7 @@ class SEANetConfig:
         return self.sample_rate / self.hop
 
     def to_json(self) -> dict:
-        """Fields added after the first release are left out at their defaults, so an older
-        model's JSON, and its content hash (the model id in its files), stay the same."""
-        d = asdict(self)
-        if d["activation"] == "elu":
-            del d["activation"]
-        return d
+        return config_json(self, ("activation",))
 
     @staticmethod
     def from_json(d: dict) -> SEANetConfig:

@@ -130,7 +130,8 @@ class AudioModel:
     @property
     def model_id(self) -> str:
         h = hashlib.sha256(json.dumps(self.config.to_json(), sort_keys=True).encode())
-        for a in [*self.encoder, *self.decoder, self.codebooks, *(self.lookup or {}).values()]:
+        lookup = self.lookup or {}
+        for a in [*self.encoder, *self.decoder, self.codebooks, *(lookup[k] for k in sorted(lookup))]:
             h.update(np.ascontiguousarray(a, np.float16).tobytes())
         for a in self.prior.to_arrays().values():
             h.update(np.ascontiguousarray(a).tobytes())
@@ -496,7 +497,9 @@ def _header(c: Container) -> dict:
 
 @decode_boundary(CODEC_ID)
 def decode_codes(model: AudioModel, c: Container) -> np.ndarray:
-    return _decode_codes(model, c, _header(c))
+    h = _header(c)
+    _check_model(model, h)
+    return _decode_codes(model, c, h)
 
 
 def _check_model(model: AudioModel, h: dict) -> None:
@@ -506,7 +509,7 @@ def _check_model(model: AudioModel, h: dict) -> None:
 
 
 def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
-    _check_model(model, h)
+    """After _check_model (which hashes the whole model: once a decode)."""
     if h["stages"] > model.config.rvq.columns or h["stages"] % model.config.rvq.groups:
         raise BitstreamError(f"file uses {h['stages']} codebooks: not a depth this model has")
     return _decode_streams(model, c.section("codes"), (h["channels"], h["frames"], h["stages"]), h["prior"])

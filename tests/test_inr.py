@@ -1,11 +1,12 @@
 """NeRV / HNeRV architecture, checked against the HNeRV paper's Bunny configurations."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from jaxcodec.inr.layers import pixel_shuffle
+from jaxcodec.inr.layers import conv_few_outputs, pixel_shuffle
 from jaxcodec.inr.models import (
     INRDecoder, choose_grid, make_encoder, nerv_code, hnerv_config, nerv_config, stored_param_count,
 )
@@ -54,6 +55,30 @@ def test_pixel_shuffle_matches_torch_semantics():
         for i in range(2):
             for j in range(2):  # torch: out[c, h*r+i, w*r+j] = in[c*r*r + i*r + j, h, w]
                 np.testing.assert_array_equal(y[0, i::2, j::2, c], x[0, :, :, c * 4 + i * 2 + j])
+
+
+@pytest.mark.parametrize("kernel", [(3, 3), (5, 3)])
+def test_rgb_head_convolution_and_its_faster_gradient(kernel):
+    """The head's convolution computes exactly what nnx.Conv computes (files decode as before)
+    and its hand-written backward pass equals XLA's gradient of the same convolution."""
+    rng = np.random.default_rng(0)
+    conv = nnx.Conv(7, 3, kernel, padding="SAME", rngs=nnx.Rngs(0))
+    conv.bias[...] = jnp.asarray(rng.normal(size=3), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(2, 9, 13, 7)), jnp.float32)
+    k, b = conv.kernel[...], conv.bias[...]
+    np.testing.assert_array_equal(np.asarray(conv_few_outputs(x, k, b)), np.asarray(conv(x)))
+    target = jnp.asarray(rng.uniform(size=(2, 9, 13, 3)), jnp.float32)
+
+    def loss(head):
+        return lambda x, k, b: jnp.mean((jnp.tanh(head(x, k, b)) - target) ** 2)
+
+    def xla(x, k, b):
+        return jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+
+    plain = jax.grad(loss(xla), argnums=(0, 1, 2))(x, k, b)
+    fast = jax.grad(loss(conv_few_outputs), argnums=(0, 1, 2))(x, k, b)
+    for f, p in zip(fast, plain):
+        np.testing.assert_allclose(np.asarray(f), np.asarray(p), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["hnerv", "nerv"])

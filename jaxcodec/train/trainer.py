@@ -157,6 +157,11 @@ class Trainer:
                 (self.workdir / "checkpoints").absolute(),
                 options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
 
+    def set_loss(self, loss_fn: LossFn) -> None:
+        """Train on with another loss over the same params (e.g. after freezing part of a
+        model); the optimizer state, schedule and step go on."""
+        self._train_step = _compiled_step(loss_fn, self.cfg, self.has_state)
+
     # -- checkpoints ----------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:

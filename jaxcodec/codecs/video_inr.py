@@ -353,8 +353,9 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = N
                 if trainer.step < switch:
                     trainer.run(more_steps=switch - trainer.step)
                 if trainer.step == switch:  # (a run resumed past the switch has its embeddings)
-                    codes = _codes_of(enc_graph, trainer.params["encoder"], padded)
-                    trainer.params = {**trainer.params, "embeddings": jax.device_put(codes, trainer.replicated)}
+                    codes = _codes_of(enc_graph, trainer.params["encoder"], padded)  # equal on every process
+                    table = jax.make_array_from_callback(codes.shape, trainer.replicated, lambda index: codes[index])
+                    trainer.params = {**trainer.params, "embeddings": table}
                 trainer.set_loss(loss_fn(True))
             return trainer.run()
         finally:

@@ -9,12 +9,12 @@ Both sides train the same architecture (HNeRV 0.35M, Bunny 320x160, ConvNeXt enc
 strides 5,2,2,2,2 on both sides, batch 2, identical parameter counts) on the same frames,
 each side in its own worker process pinned to the same cores; the driver alternates the
 blocks, so both see the same machine load. A block is one epoch of the official training
-loop's body (forward, MSE, backward, Adam), or of our whole `video_inr.fit`
-(quantization-aware, with its rate term): an epoch with the encoder training, the epoch
-in which it freezes (`--freeze-encoder`; left out of the figures for its one-off work,
-the codes of every frame) and an epoch after, whose steps skip the encoder. Reported
-per step: wall and CPU time (all threads of the worker); ours over a run is the mix of
-the two phases that `--freeze` gives.
+loop's body (forward, MSE, backward, Adam), or three epochs of our whole `video_inr.fit`
+(quantization-aware, with its rate term): one with the encoder training, the one in
+which it freezes (`--freeze-encoder`; left out of the figures for its one-off work, the
+codes of every frame) and one after, whose steps skip the encoder. Reported per step:
+wall and CPU time (all threads of the worker); ours over a run is the mix of the two
+phases that `--freeze` gives.
 
     python experiments/bench_train_speed.py --official ~/src/HNeRV --torch-python ~/torch/bin/python
 """
@@ -205,8 +205,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--official", help="folder of a clone of the official HNeRV code (haochen-rye/HNeRV)")
     ap.add_argument("--torch-python", default=sys.executable, help="a Python that has torch")
-    ap.add_argument("--params", type=float, default=0.35e6)
-    ap.add_argument("--strides", type=int, nargs="+", default=[5, 2, 2, 2, 2])
+    ap.add_argument("--params", type=float, default=0.35e6, help="stored parameters (default: 0.35M)")
+    ap.add_argument("--strides", type=int, nargs="+", default=[5, 2, 2, 2, 2],
+                    help="encoder and decoder strides, the same on both sides (default: 5 2 2 2 2)")
     ap.add_argument("--frames", type=int, default=132, help="Bunny frames (an epoch)")
     ap.add_argument("--freeze", type=float, default=0.2,
                     help="our run's --freeze-encoder share (1: the encoder trains throughout)")

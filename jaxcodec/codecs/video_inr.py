@@ -67,7 +67,7 @@ LOSSES = ("mse", "l1-msssim")
 # 0.30 dB on 32 Bunny frames (0.1M, 40 epochs, frozen after 8), at 3x 0.17, at 10x 0.08, at 30x 0.09.
 EMBED_GAIN = 10.0
 # HNeRV's encoder freezes after a fifth of the epochs (32 frames at 320x160, 0.1M, 40 epochs): Bunny -0.08 dB at
-# 0.5% less rate; bikes.mp4 23.43 dB where the encoder training throughout collapsed to 14.97 dB.
+# 0.5% less rate; bikes.mp4 23.43 dB where the encoder training throughout stalled at 14.97 dB.
 FREEZE_ENCODER = 0.2
 BITS_PER_PARAM = 5.5  # what files spend per stored parameter at lambda 0.002 with learned steps: sizes --bpp
 

@@ -196,9 +196,14 @@ def measure(args, cores: list[int], frames_npy: str, fc_dim: int, code_dim: int)
     out = {k: tuple(statistics.median(e[i] for e in v) for i in (0, 1)) for k, v in epochs.items() if v}
     if "ours, encoder frozen" in out:
         f = args.freeze
-        out[f"ours, a run frozen after {f:g}"] = tuple(f * a + (1 - f) * b for a, b in
-                                                        zip(out["ours, encoder training"], out["ours, encoder frozen"]))
+        out[run_label(f)] = tuple(f * a + (1 - f) * b for a, b in
+                                  zip(out["ours, encoder training"], out["ours, encoder frozen"]))
     return out
+
+
+def run_label(freeze: float) -> str:
+    """The row that gives our speed over a whole run."""
+    return f"ours, a run frozen after {freeze:g}" if freeze < 1 else "ours, encoder training"
 
 
 def main() -> None:
@@ -253,7 +258,7 @@ def main() -> None:
         for side, (wall, cpu) in r.items():
             print(f"| {n} | {side} | {wall:.0f} | {cpu:.0f} | {wall * steps / 1e3:.1f} | "
                   f"{ref[0] / wall:.2f}x | {ref[1] / cpu:.2f}x |")
-        run = r[[k for k in r if k.startswith("ours, a run")][0]] if args.freeze < 1 else r["ours, encoder training"]
+        run = r[run_label(args.freeze)]
         summary += [f"speedup_{n}core_wall={ref[0] / run[0]:.2f}", f"speedup_{n}core_cpu={ref[1] / run[1]:.2f}"]
     print("\nsummary: " + " ".join(summary))
 

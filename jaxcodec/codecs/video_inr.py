@@ -573,11 +573,22 @@ def decode(c: Container) -> tuple[np.ndarray, float]:
 
 
 @decode_boundary(CODEC_ID)
-def decode_weights(c: Container, reference: list[np.ndarray] | None = None
-                   ) -> tuple[INRConfig, dict, list[np.ndarray], np.ndarray | None]:
-    """The network as the file stores it: config, header info, dequantized decoder
-    leaves and (HNeRV) the dequantized embeddings; `reference`: the weights a group's
-    file codes the differences from (see `encode`)."""
+@dataclass
+class StoredNetwork:
+    """A file's network as integers: what the entropy coder carried, before dequantization."""
+
+    config: INRConfig
+    info: dict
+    integers: list[np.ndarray]  # one per decoder tensor, in its shape
+    steps: list[np.ndarray]  # float16 steps per tensor (one per output channel, or one)
+    embed_integers: np.ndarray | None  # HNeRV: [frames, h, w, code_dim]
+    embed_step: np.ndarray | None
+    embed_loc: np.ndarray | None
+
+
+def stored_network(c: Container) -> StoredNetwork:
+    """Entropy-decode a file's weights (and HNeRV's embeddings) to their integers, with
+    every check a hostile file needs before anything is allocated."""
     cfg, info = parse_header(c)
     _, abstract, _ = _decoder_parts(cfg)
     shapes = info["shapes"]
@@ -601,16 +612,27 @@ def decode_weights(c: Container, reference: list[np.ndarray] | None = None
         rows.append(np.tile(np.arange(cfg.code_dim, dtype=np.int32) + len(shapes), n_emb // cfg.code_dim))
     tables = PRIOR.tables(np.asarray(info["scales"] + info["escales"], np.float32).astype(np.float64))
     values = coder.decode(c.section("symbols"), tables, np.concatenate(rows), dtype=np.int64)
-    refs = [None] * len(shapes) if reference is None else reference
-    leaves, pos, spos = [], 0, 0
-    for shape, n, k, ref in zip(shapes, sizes, nsteps, refs):
-        leaves.append(quant.dequantize(values[pos:pos + n].reshape(shape), steps[spos:spos + k], ref))
+    ints, tensor_steps, pos, spos = [], [], 0, 0
+    for shape, n, k in zip(shapes, sizes, nsteps):
+        ints.append(values[pos:pos + n].reshape(shape))
+        tensor_steps.append(steps[spos:spos + k])
         pos, spos = pos + n, spos + k
-    emb = None
-    if cfg.kind == "hnerv":
-        estep, loc = steps[spos:spos + cfg.code_dim], steps[spos + cfg.code_dim:]
-        emb = quant.dequantize(values[pos:].reshape(cfg.frames, *cfg.embedding_shape), estep, loc)
-    return cfg, info, leaves, emb
+    if cfg.kind != "hnerv":
+        return StoredNetwork(cfg, info, ints, tensor_steps, None, None, None)
+    return StoredNetwork(cfg, info, ints, tensor_steps, values[pos:].reshape(cfg.frames, *cfg.embedding_shape),
+                         steps[spos:spos + cfg.code_dim], steps[spos + cfg.code_dim:])
+
+
+def decode_weights(c: Container, reference: list[np.ndarray] | None = None
+                   ) -> tuple[INRConfig, dict, list[np.ndarray], np.ndarray | None]:
+    """The network as the file stores it: config, header info, dequantized decoder
+    leaves and (HNeRV) the dequantized embeddings; `reference`: the weights a group's
+    file codes the differences from (see `encode`)."""
+    net = stored_network(c)
+    refs = [None] * len(net.integers) if reference is None else reference
+    leaves = [quant.dequantize(q, s, r) for q, s, r in zip(net.integers, net.steps, refs)]
+    emb = None if net.embed_integers is None else quant.dequantize(net.embed_integers, net.embed_step, net.embed_loc)
+    return net.config, net.info, leaves, emb
 
 
 def _gop():

@@ -21,6 +21,7 @@ integers are ``round(w / step)``; decoding multiplies back with the same float16
 
 from __future__ import annotations
 
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,26 +67,48 @@ def fake_quant(w: jax.Array, log_rel: jax.Array, key: jax.Array, ref: jax.Array 
 
 def fake_quant_tree(leaves: list[jax.Array], log_steps: list[jax.Array], key: jax.Array,
                     refs: list[jax.Array] | None = None) -> tuple[list[jax.Array], jax.Array]:
-    """fake_quant of every tensor, each under its own Laplace scale, with one noise draw and
-    one bits evaluation for all: drawn and evaluated tensor by tensor, an INR's hundreds of
-    small leaves made thousands of kernels, and compiling its train step took twice as long.
+    """fake_quant of every tensor, each under its own Laplace scale. The noise and the bits
+    are computed on a few chunks of concatenated tensors: tensor by tensor, an INR's hundreds
+    of small leaves made thousands of kernels (compiling its train step took twice as long);
+    as one vector, they made one long kernel that a single thread runs. Independent chunks
+    keep the kernels few and let the CPU's threads share them.
 
     The scale is held constant in the gradient: it is the maximum-likelihood fit, where the
     bits' derivative with respect to it vanishes."""
     refs = [0.0] * len(leaves) if refs is None else refs
-    sizes = [int(np.prod(w.shape)) for w in leaves]
-    noise = jax.random.uniform(key, (sum(sizes),), minval=-0.5, maxval=0.5)
-    out, noisy, scales, start = [], [], [], 0
-    for w, log_rel, ref, n in zip(leaves, log_steps, refs, sizes):
-        step = step_of(w, log_rel)
-        x = (w - ref) / step
-        out.append(ref + _round_ste(x) * step)
-        v = x.reshape(-1) + noise[start:start + n]
-        noisy.append(v)
-        scales.append(jnp.broadcast_to(jax.lax.stop_gradient(laplace_scale_mle(v)), (n,)))
-        start += n
-    bits = jnp.sum(bin_bits("laplace", jnp.concatenate(noisy), jnp.concatenate(scales)))
+    chunks = _chunks(tuple(int(np.prod(w.shape)) for w in leaves))
+    out, bits = [], jnp.float32(0.0)
+    for chunk, k in zip(chunks, jax.random.split(key, len(chunks))):
+        noise = jax.random.uniform(k, (sum(int(np.prod(leaves[i].shape)) for i in chunk),), minval=-0.5, maxval=0.5)
+        noisy, scales, start = [], [], 0
+        for i in chunk:
+            w, n = leaves[i], int(np.prod(leaves[i].shape))
+            step = step_of(w, log_steps[i])
+            x = (w - refs[i]) / step
+            out.append(refs[i] + _round_ste(x) * step)
+            v = x.reshape(-1) + noise[start:start + n]
+            noisy.append(v)
+            scales.append(jnp.broadcast_to(jax.lax.stop_gradient(laplace_scale_mle(v)), (n,)))
+            start += n
+        bits = bits + jnp.sum(bin_bits("laplace", jnp.concatenate(noisy), jnp.concatenate(scales)))
     return out, bits
+
+
+CHUNKS = 8  # about what a CPU's threads can run side by side; each chunk is a few kernels
+
+
+@functools.lru_cache(maxsize=64)
+def _chunks(sizes: tuple[int, ...]) -> list[list[int]]:
+    """Consecutive leaves in up to CHUNKS groups of about equal total size."""
+    target = sum(sizes) / CHUNKS
+    groups: list[list[int]] = [[]]
+    filled = 0
+    for i, n in enumerate(sizes):
+        if groups[-1] and filled + n / 2 > target * len(groups) and len(groups) < CHUNKS:
+            groups.append([])
+        groups[-1].append(i)
+        filled += n
+    return groups
 
 
 def init_embed_log_step(channels: int) -> jax.Array:

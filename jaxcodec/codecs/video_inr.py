@@ -572,7 +572,6 @@ def decode(c: Container) -> tuple[np.ndarray, float]:
     return render(cfg, leaves, emb, info["height"], info["width"]), info["fps"]
 
 
-@decode_boundary(CODEC_ID)
 @dataclass
 class StoredNetwork:
     """A file's network as integers: what the entropy coder carried, before dequantization."""
@@ -586,6 +585,7 @@ class StoredNetwork:
     embed_loc: np.ndarray | None
 
 
+@decode_boundary(CODEC_ID)
 def stored_network(c: Container) -> StoredNetwork:
     """Entropy-decode a file's weights (and HNeRV's embeddings) to their integers, with
     every check a hostile file needs before anything is allocated."""
@@ -623,6 +623,7 @@ def stored_network(c: Container) -> StoredNetwork:
                          steps[spos:spos + cfg.code_dim], steps[spos + cfg.code_dim:])
 
 
+@decode_boundary(CODEC_ID)
 def decode_weights(c: Container, reference: list[np.ndarray] | None = None
                    ) -> tuple[INRConfig, dict, list[np.ndarray], np.ndarray | None]:
     """The network as the file stores it: config, header info, dequantized decoder

@@ -22,6 +22,7 @@ integers are ``round(w / step)``; decoding multiplies back with the same float16
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -34,23 +34,20 @@ from jaxcodec import container
 from jaxcodec.codecs import load_codecs, video_inr
 from jaxcodec.entropy.models import bin_bits
 from jaxcodec.inr.models import make_decoder
+from jaxcodec.inr.quant import laplace_scale_of  # the MLE scale the files store, floored
 
 SIDE_BITS = 16  # a float16 per stored scale or probability
-FLOOR = 0.05  # the smallest Laplace scale the codec stores
+FLOOR = float(laplace_scale_of(np.zeros(1)))  # the smallest Laplace scale the codec stores
 
 
 def laplace_bits(q: np.ndarray, scale: np.ndarray | float) -> np.ndarray:
     return np.asarray(bin_bits("laplace", q.astype(np.float32), np.asarray(scale, np.float32)), np.float64)
 
 
-def mean_abs(q: np.ndarray, axis=None) -> np.ndarray:
-    return np.maximum(np.mean(np.abs(q), axis=axis), FLOOR)
-
-
 def dual_axis_bits(q: np.ndarray, rounds: int = 8) -> float:
     """Laplace scales a[i] * c[j] over (input row i, output channel j), fitted by alternating MLE."""
     m = np.abs(q.reshape(-1, q.shape[-2], q.shape[-1])).astype(np.float64)
-    a, c = np.ones(q.shape[-2]), mean_abs(m, axis=(0, 1))
+    a, c = np.ones(q.shape[-2]), laplace_scale_of(m, axis=(0, 1))
     for _ in range(rounds):
         a = np.maximum(np.mean(m / c[None, None, :], axis=(0, 2)), 1e-6)
         c = np.maximum(np.mean(m / a[None, :, None], axis=(0, 1)), 1e-6)
@@ -60,7 +57,7 @@ def dual_axis_bits(q: np.ndarray, rounds: int = 8) -> float:
 
 def zero_spike_bits(q: np.ndarray) -> float:
     """P(0) = p0 stored; other values by the Laplace renormalised over the non-zeros."""
-    scale = mean_abs(q)
+    scale = laplace_scale_of(q)
     bits = laplace_bits(q, scale)
     p0 = float(np.mean(q == 0))
     if p0 in (0.0, 1.0):
@@ -86,7 +83,7 @@ def temporal_context_bits(q: np.ndarray) -> float:
     """A grid [T, h, w, C] coded as its first time sample and then differences in time."""
     r = q.copy()
     r[1:] = q[1:] - q[:-1]
-    return laplace_bits(r, mean_abs(r)).sum() + SIDE_BITS
+    return laplace_bits(r, laplace_scale_of(r)).sum() + SIDE_BITS
 
 
 def price(net: video_inr.StoredNetwork) -> dict[str, float]:
@@ -95,7 +92,7 @@ def price(net: video_inr.StoredNetwork) -> dict[str, float]:
     out = dict.fromkeys(("tensor", "channel", "dual", "spike", "order0", "grids", "grids_context"), 0.0)
     flags = grid_flags(net.config) if net.config.kind == "hinerv" else [False] * len(net.integers)
     for q, is_grid in zip(net.integers, flags):
-        tensor = laplace_bits(q, mean_abs(q)).sum() + SIDE_BITS
+        tensor = laplace_bits(q, laplace_scale_of(q)).sum() + SIDE_BITS
         out["tensor"] += tensor
         if is_grid:
             out["grids"] += tensor
@@ -104,7 +101,7 @@ def price(net: video_inr.StoredNetwork) -> dict[str, float]:
         out["spike"] += min(tensor, zero_spike_bits(q))
         if q.ndim >= 2:
             flat = q.reshape(-1, q.shape[-1])
-            out["channel"] += min(tensor, laplace_bits(flat, mean_abs(flat, axis=0)[None]).sum()
+            out["channel"] += min(tensor, laplace_bits(flat, laplace_scale_of(flat, axis=0)[None]).sum()
                                   + SIDE_BITS * q.shape[-1])
             out["dual"] += min(tensor, dual_axis_bits(q))
         else:

@@ -77,13 +77,14 @@ def fake_quant_tree(leaves: list[jax.Array], log_steps: list[jax.Array], key: ja
     The scale is held constant in the gradient: it is the maximum-likelihood fit, where the
     bits' derivative with respect to it vanishes."""
     refs = [0.0] * len(leaves) if refs is None else refs
-    chunks = _chunks(tuple(int(np.prod(w.shape)) for w in leaves))
+    sizes = tuple(int(np.prod(w.shape)) for w in leaves)
+    chunks = _chunks(sizes)
     out, bits = [], jnp.float32(0.0)
     for chunk, k in zip(chunks, jax.random.split(key, len(chunks))):
-        noise = jax.random.uniform(k, (sum(int(np.prod(leaves[i].shape)) for i in chunk),), minval=-0.5, maxval=0.5)
+        noise = jax.random.uniform(k, (sum(sizes[i] for i in chunk),), minval=-0.5, maxval=0.5)
         noisy, scales, start = [], [], 0
         for i in chunk:
-            w, n = leaves[i], int(np.prod(leaves[i].shape))
+            w, n = leaves[i], sizes[i]
             step = step_of(w, log_steps[i])
             x = (w - refs[i]) / step
             out.append(refs[i] + _round_ste(x) * step)

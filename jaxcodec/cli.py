@@ -142,15 +142,21 @@ def build_parser() -> argparse.ArgumentParser:
     def overwrite(p: argparse.ArgumentParser) -> None:
         p.add_argument("-y", "--overwrite", action="store_true", help="replace an existing output")
 
+    def model(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", default=None,
+                       help="audio and image: the trained model (a run folder or its model.npz) the file was, or is "
+                            "to be, coded with (default: the model shipped for that medium)")
+
     p = sub.add_parser("encode", help="compress a video, an audio file (or any file) to .jxc",
                        formatter_class=_HelpFormatter,
                        description="Compress INPUT into a .jxc file, written atomically. Videos (mp4, mkv, y4m, "
                                    "... or a folder of frames) are fitted with an implicit neural representation "
                                    "whose quantized weights are entropy-coded; audio files go through the neural "
                                    "audio codec; any other file is coded losslessly byte by byte.")
-    p.add_argument("input", help="video file, folder of frames, audio file, or any file")
+    p.add_argument("input", help="video file, folder of frames, audio file, image, or any file")
     p.add_argument("-o", "--output", required=True, help="output .jxc path")
     overwrite(p)
+    model(p)
     p.add_argument("--codec", choices=["auto", *codecs], default="auto",
                    help="auto picks by the input: " + ", ".join(f"{e.media} -> {e.id}" for e in codecs.values()
                                                                if e.media) + ", anything else -> bytes")
@@ -182,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="a .jxc file")
     p.add_argument("-o", "--output", required=True, help="output file or folder")
     overwrite(p)
+    model(p)
     for e, title in decode_groups:
         e.add_decode_args(p.add_argument_group(title))
     p.set_defaults(func=cmd_decode)
@@ -193,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="the original media")
     p.add_argument("file", help="the .jxc file made from it")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    model(p)
     for e, title in decode_groups:
         e.add_decode_args(p.add_argument_group(title))
     p.set_defaults(func=cmd_eval)

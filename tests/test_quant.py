@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from jaxcodec.entropy import coder
-from jaxcodec.entropy.models import ContinuousPrior
 from jaxcodec.inr import quant
 
 
@@ -20,7 +19,7 @@ def test_training_bits_match_the_coders_bytes(rel_step, dist):
     log_rel = jnp.full((64,), np.log(rel_step), jnp.float32)
     trained = np.mean([float(quant.fake_quant(jnp.asarray(w), log_rel, jax.random.key(i))[1]) for i in range(4)])
     q = quant.quantize(w, quant.steps_f16(w, np.asarray(log_rel)))
-    tables = ContinuousPrior("laplace").tables(np.array([quant.laplace_scale_of(q)], np.float64))
+    tables = quant.WEIGHT_PRIOR.tables(np.array([quant.laplace_scale_of(q)], np.float64))
     coded = 8 * len(coder.encode(q.reshape(-1), tables))
     assert trained == pytest.approx(coded, rel=0.02)
 

@@ -25,7 +25,8 @@ from typing import Any, Protocol, TypeVar
 from jaxcodec.container import Container
 from jaxcodec.errors import BitstreamError, InputError
 
-_BUILTIN = ("jaxcodec.codecs.bytes_order0", "jaxcodec.codecs.video_inr", "jaxcodec.codecs.audio_rvq")
+_BUILTIN = ("jaxcodec.codecs.bytes_order0", "jaxcodec.codecs.video_inr", "jaxcodec.codecs.audio_rvq",
+            "jaxcodec.codecs.image_ls")
 T = TypeVar("T")
 
 
@@ -59,7 +60,7 @@ class CodecEntry:
     describe: Callable[[Container], dict[str, Any]]
     decode_to: Callable[[Container, Path, argparse.Namespace], str]  # -> what was written
     evaluate: Callable[[Container, Path, argparse.Namespace], dict[str, Any]] | None = None
-    media: str | None = None  # the media kind ('video', 'audio') that `encode --codec auto` sends here
+    media: str | None = None  # the media kind ('video', 'audio', 'image') that `encode --codec auto` sends here
     encode: Command | None = None
     train: Command | None = None  # `jaxcodec train <train_kind>`
     train_kind: str | None = None

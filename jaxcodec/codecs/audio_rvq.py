@@ -587,15 +587,6 @@ def audio_metrics(ref: np.ndarray, out: np.ndarray, sr: int) -> dict[str, float]
 # command line
 
 
-def _add_encode_args(g: argparse._ArgumentGroup) -> None:
-    _add_model_arg(g)
-
-
-def _add_model_arg(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--model", default=None, help="audio: model folder or .npz the file was (or is to be) encoded "
-                                                 "with (default: the shipped 16 kHz speech model)")
-
-
 def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     model = resolve_model(args.model)
     samples, sr = read_audio(args.input)
@@ -681,6 +672,5 @@ def _train_command(args: argparse.Namespace, progress: Progress) -> str:
 
 
 register(CodecEntry(CODEC_ID, "audio through a SEANet + residual-VQ codec", describe, _decode_to, evaluate,
-                    media="audio", encode=Command(_add_encode_args, _encode_command),
-                    train=Command(_add_train_args, _train_command), train_kind="audio",
-                    add_decode_args=_add_model_arg))
+                    media="audio", encode=Command(lambda g: None, _encode_command),
+                    train=Command(_add_train_args, _train_command), train_kind="audio"))

@@ -39,7 +39,6 @@ from jaxcodec.container import (Container, check_output_size, field_dict, field_
 from jaxcodec.data.media import cli_type, parse_count, parse_size
 from jaxcodec.data.video import Preprocess, frame_count_ok, pad_to, write_video
 from jaxcodec.entropy import coder
-from jaxcodec.entropy.models import ContinuousPrior
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.inr import quant
 from jaxcodec.inr.hinerv import render_patch, window_plan
@@ -51,7 +50,7 @@ from jaxcodec.train.trainer import prepare_run_folder
 
 CODEC_ID = "video-inr"
 log = logging.getLogger(__name__)
-PRIOR = ContinuousPrior("laplace")
+PRIOR = quant.WEIGHT_PRIOR
 RENDER_BATCH = 8
 # (peak lr, gradient clip) per family: HNeRV's recipe; HiNeRV's is 2e-3 with clip 1, and 3e-3 beat
 # 1e-3 by 0.8 dB on 32 Bunny frames at 0.1M / 30 epochs here.

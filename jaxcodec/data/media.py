@@ -30,7 +30,8 @@ FFMPEG_INPUT_FORMAT = {".g722": ["-f", "g722"], ".gsm": ["-f", "gsm"]}
 
 
 def media_kind(path: str | Path) -> str | None:
-    """'video' for video files and folders of frames, 'audio' for audio files, else None."""
+    """'video' for video files and folders of frames, 'audio' for audio files, 'image' for
+    still images, else None."""
     path = Path(path)
     if path.is_dir():
         return "video"
@@ -39,6 +40,8 @@ def media_kind(path: str | Path) -> str | None:
         return "video"
     if suffix in AUDIO_SUFFIXES:
         return "audio"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
     return None
 
 

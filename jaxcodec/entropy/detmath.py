@@ -3,7 +3,7 @@
 Encoder and decoder must derive identical integer tables on any machine. NumPy's
 ``exp``/``erf`` dispatch to libm or CPU-specific SIMD kernels whose last bits may differ
 between machines, so the functions here use only IEEE-754 basic operations (+, -, *, /,
-floor, ldexp), which are correctly rounded everywhere. Accuracy (about 1e-15 for ``exp``,
+floor, frexp, ldexp), which are correctly rounded everywhere. Accuracy (about 1e-15 for ``exp``,
 1.2e-7 relative for ``erfc``) is far finer than the 2**-16 resolution of the tables.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 _INV_LN2 = 1.4426950408889634
+_SQRT1_2 = 0.7071067811865476
 _LN2_HI = 6.93147180369123816490e-01  # trailing zero bits: k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 # Taylor coefficients 1/n! for exp(r), |r| <= ln(2)/2: truncation error < 1e-17.
@@ -32,6 +33,38 @@ def exp(x: np.ndarray) -> np.ndarray:
     for c in _EXP_COEFFS[-2::-1]:
         p = p * r + c
     return np.ldexp(p, k.astype(np.int32))
+
+
+def log(x: np.ndarray) -> np.ndarray:
+    """Natural log of positive x from basic operations only (frexp/ldexp are exact):
+    x = m * 2**k with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m - 1) / (m + 1))."""
+    x = np.asarray(x, dtype=np.float64)
+    m, k = np.frexp(x)  # m in [0.5, 1)
+    low = m < _SQRT1_2
+    m = np.where(low, m * 2.0, m)
+    k = np.where(low, k - 1, k).astype(np.float64)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    p = np.full_like(s, 1.0 / 23.0)
+    for n in range(21, 0, -2):  # |s| <= 0.172: the series to s**23 is exact to rounding
+        p = p * s2 + 1.0 / n
+    return k * _LN2_HI + (2.0 * s * p + k * _LN2_LO)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + exp(-np.asarray(x, dtype=np.float64)))
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    t = 1.0 - 2.0 / (exp(2.0 * np.abs(x)) + 1.0)
+    return np.where(x < 0, -t, t)
+
+
+def softplus(x: np.ndarray) -> np.ndarray:
+    """log(1 + exp(x)), without overflow for large x."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.maximum(x, 0.0) + log(1.0 + exp(-np.abs(x)))
 
 
 def erfc(x: np.ndarray) -> np.ndarray:

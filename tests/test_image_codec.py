@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jaxcodec import container
 from jaxcodec.cli import main
@@ -57,6 +59,16 @@ def test_decode_gives_the_encoders_reconstruction_at_any_size(trained, frames, s
     out = image_ls.decode(model, container.unpack(container.pack(enc.container)))
     assert out.shape == (h, w, 1 if c == 1 else 3) and out.dtype == np.uint8
     assert (out == enc.reconstruction).all()
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(1, 128), st.integers(1, 128), st.sampled_from([1, 3]), st.integers(1, 8), st.integers(0, 2**32 - 1))
+def test_any_image_round_trips_through_a_file(trained, h, w, channels, quality, seed):
+    model, _ = trained
+    img = np.random.default_rng(seed).integers(0, 256, (h, w, channels), dtype=np.uint8)
+    enc = image_ls.encode(model, img, quality)
+    out = image_ls.decode(model, container.unpack(container.pack(enc.container)))
+    assert out.shape == (h, w, channels) and (out == enc.reconstruction).all()
 
 
 def test_qualities_trade_rate_for_distortion(trained, frames):

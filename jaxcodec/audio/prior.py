@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaxcodec.entropy.tables import CodingTables, quantize_pmf, tables_from_pmf
+from jaxcodec.entropy.models import Categorical
+from jaxcodec.entropy.tables import CodingTables
+
+CATEGORICAL = Categorical()  # the family member that turns the counts into the coder's tables
 
 
 @dataclass
@@ -62,7 +65,7 @@ class CodePrior:
         return self.unigram[:stages] + 1
 
     def unigram_tables(self, stages: int) -> CodingTables:
-        return tables_from_pmf(self._unigram_weights(stages).astype(np.float64))
+        return CATEGORICAL.tables(self._unigram_weights(stages))
 
     def depth_tables(self, q: int, contexts: np.ndarray) -> CodingTables:
         """One table per context (the previous stage's code) for stage q >= 1.
@@ -76,7 +79,7 @@ class CodePrior:
             u = self._unigram_weights(q + 1)[q].astype(np.float64)
             rows = self.pair_rows(q, np.asarray(missing)).astype(np.float64)
             # back-off: the unigram with `backoff` pseudo-counts in total (exact in float64)
-            freqs = quantize_pmf(rows * u.sum() + self.backoff * u[None, :])
+            freqs = CATEGORICAL.tables(rows * u.sum() + self.backoff * u[None, :]).freqs
             self._rows.update({(q, a): f for a, f in zip(missing, freqs)})
         freqs = np.stack([self._rows[(q, int(a))] for a in contexts])
         return CodingTables(freqs, 0, self.codebook_size, escape=False)

@@ -14,7 +14,6 @@ import argparse
 import functools
 import hashlib
 import math
-import io
 import json
 import logging
 import time
@@ -28,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxcodec import container
+from jaxcodec import container, modelfile
 from jaxcodec.audio import losses, rvq
 from jaxcodec.audio.prior import CodePrior
 from jaxcodec.audio.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
@@ -141,43 +140,27 @@ class AudioModel:
 
     def save(self, path: str | Path) -> Path:
         """One .npz file (no pickle): weights and codebooks as float16, config as JSON."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path.mkdir(parents=True, exist_ok=True)
-            path = path / "model.npz"
-        meta = json.dumps({"config": self.config.to_json(), "name": self.name, "info": self.info})
-        arrays = {"meta": np.frombuffer(meta.encode(), np.uint8), "codebooks": self.codebooks.astype(np.float16),
+        meta = {"config": self.config.to_json(), "name": self.name, "info": self.info}
+        arrays = {"codebooks": self.codebooks.astype(np.float16),
                   **{f"enc_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.encoder)},
                   **{f"dec_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.decoder)},
                   **{f"lookup_{k}": a.astype(np.float16) for k, a in (self.lookup or {}).items()},
                   **self.prior.to_arrays()}
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
-        return path
+        return modelfile.save(path, meta, arrays)
 
     @staticmethod
     def load(path: str | Path) -> AudioModel:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "model.npz"
-        if not path.is_file():
-            raise InputError(f"no audio model at {path} (train one with: jaxcodec train audio --data DIR -o DIR)")
+        meta, d = modelfile.load(path, "audio")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
-            meta = json.loads(d["meta"].tobytes().decode())
             cfg = AudioModelConfig.from_json(meta["config"])
-        except (OSError, ValueError, KeyError) as exc:
+            f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
+            enc = [f32(d[k]) for k in sorted(k for k in d if k.startswith("enc_"))]
+            dec = [f32(d[k]) for k in sorted(k for k in d if k.startswith("dec_"))]
+            lookup = {k.removeprefix("lookup_"): f32(d[k]) for k in d if k.startswith("lookup_")} or None
+            model = AudioModel(cfg, enc, dec, f32(d["codebooks"]), CodePrior.from_arrays(d),
+                               meta.get("name", "model"), meta.get("info", {}), lookup)
+        except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path} is not a jaxcodec audio model: {exc}") from None
-        f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
-        enc = [f32(d[k]) for k in sorted(k for k in d if k.startswith("enc_"))]
-        dec = [f32(d[k]) for k in sorted(k for k in d if k.startswith("dec_"))]
-        lookup = {k.removeprefix("lookup_"): f32(d[k]) for k in d if k.startswith("lookup_")} or None
-        model = AudioModel(cfg, enc, dec, f32(d["codebooks"]), CodePrior.from_arrays(d), meta.get("name", path.stem),
-                           meta.get("info", {}), lookup)
         model._check_shapes()
         return model
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import io
 import json
 import logging
 import time
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxcodec import container
+from jaxcodec import container, modelfile
 from jaxcodec.codecs import CodecEntry, Command, Progress, decode_boundary, options_from_args, register
 from jaxcodec.container import Container, check_output_size, field_int, field_str
 from jaxcodec.data.images import ImageFolder, downscale, read_image, write_image
@@ -108,36 +107,19 @@ class ImageModel:
     # -- persistence ----------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        if path.suffix != ".npz":
-            path.mkdir(parents=True, exist_ok=True)
-            path = path / "model.npz"
-        meta = json.dumps({"codec": CODEC_ID, "config": self.config.to_json(), "name": self.name, "info": self.info})
-        arrays = {"meta": np.frombuffer(meta.encode(), np.uint8), "gain": self.gain.astype(np.float16),
-                  "inv_gain": self.inv_gain.astype(np.float16)}
+        meta = {"codec": CODEC_ID, "config": self.config.to_json(), "name": self.name, "info": self.info}
+        arrays = {"gain": self.gain.astype(np.float16), "inv_gain": self.inv_gain.astype(np.float16)}
         for k, leaves in self.transforms.items():
             arrays.update({f"{k}_{i:03d}": a.astype(np.float16) for i, a in enumerate(leaves)})
         for k, layer in self.entropy.items():
             arrays.update({f"int_{k}_{part}": layer[part] for part in ("w", "s", "b")})
         arrays.update({f"zp_{k}": np.asarray(v, np.float32) for k, v in self.z_prior.items()})
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(buf.getvalue())
-        tmp.replace(path)
-        return path
+        return modelfile.save(path, meta, arrays)
 
     @staticmethod
     def load(path: str | Path) -> ImageModel:
-        path = Path(path)
-        if path.is_dir():
-            path = path / "model.npz"
-        if not path.is_file():
-            raise InputError(f"no image model at {path} (train one with: jaxcodec train image --data DIR -o DIR)")
+        meta, d = modelfile.load(path, "image")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                d = {k: z[k] for k in z.files}
-            meta = json.loads(d["meta"].tobytes().decode())
             if meta.get("codec") != CODEC_ID:
                 raise ValueError("not an image model")
             cfg = ImageModelConfig.from_json(meta["config"])
@@ -147,8 +129,8 @@ class ImageModel:
             entropy = {k: {p: d[f"int_{k}_{p}"] for p in ("w", "s", "b")} for k in cfg.param_layers()}
             z_prior = {n.removeprefix("zp_"): f32(d[n]) for n in d if n.startswith("zp_")}
             model = ImageModel(cfg, transforms, entropy, z_prior, f32(d["gain"]), f32(d["inv_gain"]),
-                               meta.get("name", path.stem), meta.get("info", {}))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+                               meta.get("name", "model"), meta.get("info", {}))
+        except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path} is not a jaxcodec image model: {exc}") from None
         model._check()
         return model
@@ -236,6 +218,9 @@ class EncodedImage:
     container: Container
     reconstruction: np.ndarray  # what decode() returns, computed by the encoder
     pixels: int
+    # ideal code lengths of the non-anchors with the context, and under the hyperprior
+    # alone (the anchors' parameters): what the checkerboard context buys
+    bits: dict[str, float] = field(default_factory=dict)
 
 
 def encode(model: ImageModel, image: np.ndarray, quality: int = DEFAULT_QUALITY) -> EncodedImage:
@@ -268,7 +253,10 @@ def encode(model: ImageModel, image: np.ndarray, quality: int = DEFAULT_QUALITY)
     header = {"model": model.model_id, "width": w, "height": h, "channels": 1 if channels == 1 else 3,
               "quality": quality}
     recon = _reconstruct(model, sym + mu, quality, h, w, header["channels"])
-    return EncodedImage(Container(CODEC_ID, header, sections), recon, h * w)
+    info = model.y_tables.information_bits
+    no_ctx = np.round(y - mu_a).astype(np.int64)[~anchor]  # the others under the hyperprior alone
+    bits = {"others": info(sym[~anchor], idx_n[~anchor]), "others_without_context": info(no_ctx, idx_a[~anchor])}
+    return EncodedImage(Container(CODEC_ID, header, sections), recon, h * w, bits)
 
 
 def _header(c: Container) -> dict:

@@ -132,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     codecs = load_codecs()
     ap = argparse.ArgumentParser(
         prog="jaxcodec", formatter_class=_HelpFormatter,
-        description="Learned compression in JAX. Encode video (fitted with a NeRV/HNeRV network), audio "
-                    "(a residual-VQ neural codec; train your own on a folder) or any file to .jxc; decode, "
-                    "evaluate and inspect .jxc files.",
+        description="Learned compression in JAX. Encode video (fitted with a NeRV/HNeRV/HiNeRV network), "
+                    "audio (a residual-VQ neural codec), images (a learned hyperprior codec; train your own audio "
+                    "or image codec on a folder) or any file to .jxc; decode, evaluate and inspect .jxc files.",
         epilog="codecs:\n" + "\n".join(f"  {e.id:<10} {e.summary}" for e in codecs.values()))
     ap.add_argument("--version", action="version", version=f"jaxcodec {__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -147,12 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="audio and image: the trained model (a run folder or its model.npz) the file was, or is "
                             "to be, coded with (default: the model shipped for that medium)")
 
-    p = sub.add_parser("encode", help="compress a video, an audio file (or any file) to .jxc",
+    p = sub.add_parser("encode", help="compress a video, an audio file, an image (or any file) to .jxc",
                        formatter_class=_HelpFormatter,
                        description="Compress INPUT into a .jxc file, written atomically. Videos (mp4, mkv, y4m, "
                                    "... or a folder of frames) are fitted with an implicit neural representation "
                                    "whose quantized weights are entropy-coded; audio files go through the neural "
-                                   "audio codec; any other file is coded losslessly byte by byte.")
+                                   "audio codec, images (png, jpg, webp, bmp, tif) through the learned image "
+                                   "codec; any other file is coded losslessly byte by byte.")
     p.add_argument("input", help="video file, folder of frames, audio file, image, or any file")
     p.add_argument("-o", "--output", required=True, help="output .jxc path")
     overwrite(p)
@@ -184,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decode", help="rebuild media from a .jxc file", formatter_class=_HelpFormatter,
                        description="Decode a .jxc file; the codec is read from the file itself. Videos are "
                                    "written as mp4/mkv/mov (H.264), y4m or gif, or as PNG frames when OUTPUT is "
-                                   "a folder or has no suffix; audio as wav, flac or ogg.")
+                                   "a folder or has no suffix; audio as wav, flac or ogg; "
+                                   "images as png, bmp or tif.")
     p.add_argument("input", help="a .jxc file")
     p.add_argument("-o", "--output", required=True, help="output file or folder")
     overwrite(p)
@@ -196,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="measure a .jxc file against its source", formatter_class=_HelpFormatter,
                        description="Decode FILE and compare it with SOURCE, preprocessed as recorded in FILE. "
                                    "Video: mean per-frame RGB PSNR, MS-SSIM, bits per pixel, decode speed. "
-                                   "Audio: SI-SDR, log-mel distance, kbps, decode real-time factor.")
+                                   "Audio: SI-SDR, log-mel distance, kbps, decode real-time factor. "
+                                   "Images: PSNR, MS-SSIM, bits per pixel of the whole file, decode time.")
     p.add_argument("source", help="the original media")
     p.add_argument("file", help="the .jxc file made from it")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -25,6 +25,7 @@ ACT_UNIT = 1.0 / 16  # activations are integers times this, in [0, ACT_MAX * ACT
 ACT_MAX = 1023
 WEIGHT_MAX = 127
 INPUT_MAX = 1023  # integer inputs (symbols) are clipped to +-this, which bounds every sum
+BLOCK_BYTES = 32 << 20  # im2col works on blocks of rows of about this size
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,16 @@ def apply_exact(layer: IntLayer, q: dict[str, np.ndarray], x: np.ndarray) -> np.
     x = np.asarray(x, np.float64)
     if layer.symbols:
         x = np.clip(x, -INPUT_MAX, INPUT_MAX)
-    h, w, _ = x.shape
+    h, w, cin = x.shape
     k, r = layer.kernel, layer.kernel // 2
     xp = np.pad(x, ((r, r), (r, r), (0, 0)))
-    weights = q["w"].astype(np.float64)
-    acc = np.zeros((h * w, layer.width), np.float64)
-    for dy in range(k):
-        for dx in range(k):  # exact integer sums: the order of taps and of BLAS's adds is free
-            acc += xp[dy:dy + h, dx:dx + w].reshape(h * w, -1) @ weights[dy, dx]
+    weights = q["w"].astype(np.float64).reshape(k * k * cin, layer.width)
+    acc = np.empty((h * w, layer.width), np.float64)
+    rows = max(1, (BLOCK_BYTES // 8) // max(1, w * k * k * cin))  # output rows per im2col block
+    for top in range(0, h, rows):  # exact integer sums: the order of BLAS's adds is free
+        n = min(rows, h - top)
+        patches = np.stack([xp[top + dy:top + dy + n, dx:dx + w] for dy in range(k) for dx in range(k)], axis=2)
+        acc[top * w:(top + n) * w] = patches.reshape(n * w, k * k * cin) @ weights
     scale = q["s"].astype(np.float64) * layer.input_unit  # a power-of-two factor: exact
     y = (acc * scale + q["b"].astype(np.float64)).reshape(h, w, layer.width)
     if layer.relu:

@@ -157,7 +157,8 @@ class Trainer:
             self.workdir.mkdir(parents=True, exist_ok=True)
             self._manager = ocp.CheckpointManager(
                 (self.workdir / "checkpoints").absolute(),
-                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True))
+                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+                item_handlers=ocp.StandardCheckpointHandler())  # known up front: restore reads metadata first
 
     def set_loss(self, loss_fn: LossFn) -> None:
         """Train on with another loss over the same params (e.g. after freezing part of a
@@ -184,11 +185,22 @@ class Trainer:
         step = self._manager.latest_step()
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=self.replicated),
                                 self._state())
+        def mismatch(detail: object) -> InputError:
+            return InputError(f"the checkpoint in {self.workdir} was made for another model or options ({detail}); "
+                              "resume with the same options, or start afresh in a new folder")
+
+        # Shapes first, from the checkpoint's metadata: a mismatch found inside orbax's read
+        # surfaces as an error only after its reader threads were abandoned mid-flight.
+        stored = [tuple(leaf.shape) for leaf in jax.tree.leaves(self._manager.item_metadata(step).tree)
+                  if hasattr(leaf, "shape")]
+        wanted = [tuple(x.shape) for x in jax.tree.leaves(abstract)]
+        if stored != wanted:
+            first = next((i for i, (a, b) in enumerate(zip(stored, wanted)) if a != b), min(len(stored), len(wanted)))
+            raise mismatch(f"{len(stored)} arrays stored, {len(wanted)} expected; array {first} differs")
         try:
             state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"the checkpoint in {self.workdir} was made for another model or options ({exc}); "
-                             "resume with the same options, or start afresh in a new folder") from None
+            raise mismatch(exc) from None
         self.params, self.opt_state, self.state = state["params"], state["opt_state"], state["state"]
         self.step = int(step)
         running = self.workdir / "running.json"

@@ -27,7 +27,7 @@ from jaxcodec.baselines import IMAGE_BASELINES, run_image_codec
 from jaxcodec.codecs import image_ls, load_codecs
 from jaxcodec.data.images import as_rgb, read_image
 from jaxcodec.data.media import IMAGE_SUFFIXES
-from jaxcodec.metrics import bd_rate
+from jaxcodec.metrics import bd_quality, bd_rate
 
 LABELS = {"jpeg": "JPEG (Pillow, 4:2:0)", "webp": "WebP (Pillow, method 6)", "avif": "AVIF (Pillow)",
           "hevc": "HEVC intra (x265 medium, 4:2:0)"}
@@ -81,11 +81,12 @@ def bench_baseline(codec: str, photos: list[np.ndarray]) -> list[dict]:
     return rows
 
 
-def _bd(ours: list[dict], theirs: list[dict], key: str) -> float:
+def _bd(ours: list[dict], theirs: list[dict], key: str, measure=bd_rate) -> float:
+    """BD-rate (or with measure=bd_quality, the quality difference at equal rate) of ours."""
     try:
-        return bd_rate([r["bpp"] for r in theirs], [r[key] for r in theirs], [r["bpp"] for r in ours],
+        return measure([r["bpp"] for r in theirs], [r[key] for r in theirs], [r["bpp"] for r in ours],
                        [r[key] for r in ours])
-    except ValueError:  # the curves do not overlap in quality
+    except ValueError:  # the curves do not overlap (in quality, or in rate)
         return float("nan")
 
 
@@ -114,12 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     print("\nWhat the checkerboard context saves on the non-anchor half of y (ideal code lengths against the "
           "same model's hyperprior-only parameters):",
           ", ".join(f"{r['setting']} {100 * r['context_saving']:.1f}%" for r in ours))
-    print("\n| ours against | BD-rate % (PSNR) | BD-rate % (MS-SSIM) |")
-    print("|---|---|---|")
+    print("\nBD-rate: the rate ours needs at equal quality (nan: the curves share no quality range); "
+          "BD-PSNR: ours at equal rate")
+    print("\n| ours against | BD-rate % (PSNR) | BD-rate % (MS-SSIM) | BD-PSNR dB |")
+    print("|---|---|---|---|")
     bd = {}
     for c, rows in baselines.items():
         bd[c] = _bd(ours, rows, "psnr")
-        print(f"| {LABELS[c]} | {bd[c]:+.1f} | {_bd(ours, rows, 'ms_ssim'):+.1f} |")
+        print(f"| {LABELS[c]} | {bd[c]:+.1f} | {_bd(ours, rows, 'ms_ssim'):+.1f} | "
+              f"{_bd(ours, rows, 'psnr', bd_quality):+.2f} |")
     fmt = lambda c: f"{bd.get(c, float('nan')):.1f}"  # noqa: E731
     print(f"\nsummary: bd_vs_jpeg_pct={fmt('jpeg')} bd_vs_webp_pct={fmt('webp')} bd_vs_avif_pct={fmt('avif')} "
           f"bd_vs_hevc_intra_pct={fmt('hevc')} images={len(photos)}")

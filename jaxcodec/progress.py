@@ -48,7 +48,7 @@ class ProgressBar:
         if not self.warned and done >= 3 and eta > self.warn_after_s:
             self.warned = True
             self.note(f"{self.label}: this run will take about {duration(eta)} on this machine "
-                      "(Ctrl-C stops it; with --workdir, --resume continues)")
+                      "(Ctrl-C stops it; where it has a work folder, --resume continues it)")
         if now - self.last < self.every_s and step < total:
             return
         self.last = now

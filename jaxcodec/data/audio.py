@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcodec.data.media import AUDIO_SUFFIXES, FFMPEG_INPUT_FORMAT, atomic_path, run_ffmpeg
+from jaxcodec.data.media import AUDIO_SUFFIXES, FFMPEG_INPUT_FORMAT, atomic_path, dataset_files, run_ffmpeg
 from jaxcodec.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -101,11 +101,7 @@ class AudioFolder:
     @staticmethod
     def load(folder: str | Path, sample_rate: int = 16000, valid_percent: float = 10.0) -> AudioFolder:
         folder = Path(folder)
-        if not folder.is_dir():
-            raise InputError(f"no such data folder: {folder}")
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-        if not files:
-            raise InputError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+        files = dataset_files(folder, AUDIO_SUFFIXES, "audio files")
         out = AudioFolder([], [], [], [], sample_rate)
         skipped = []
         for f in files:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxcodec.data.media import IMAGE_SUFFIXES, atomic_path
+from jaxcodec.data.media import IMAGE_SUFFIXES, atomic_path, dataset_files
 from jaxcodec.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,7 @@ class ImageFolder:
              valid_folder: str | Path | None = None) -> ImageFolder:
         """With `valid_folder`, every image of `folder` trains and that folder's are held out."""
         folder = Path(folder)
-        if not folder.is_dir():
-            raise InputError(f"no such data folder: {folder}")
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise InputError(f"{folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files = dataset_files(folder, IMAGE_SUFFIXES, "images")
         out = ImageFolder([], [], [], [])
         if valid_folder is not None:
             held = ImageFolder.load(valid_folder, 100.0, longest)

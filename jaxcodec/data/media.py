@@ -45,6 +45,18 @@ def media_kind(path: str | Path) -> str | None:
     return None
 
 
+def dataset_files(folder: str | Path, suffixes: frozenset[str], what: str) -> list[Path]:
+    """The files under a dataset folder (any depth) with one of `suffixes`, sorted; an
+    InputError naming `what` the folder should hold when it is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"no such data folder: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise InputError(f"{folder} holds no {what} ({', '.join(sorted(suffixes))})")
+    return files
+
+
 def ffmpeg_exe() -> str:
     """The ffmpeg binary that imageio-ffmpeg ships (with x264, x265 and libopus)."""
     import imageio_ffmpeg

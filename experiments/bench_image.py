@@ -9,7 +9,7 @@ photos; BD-rates (PCHIP) of ours against each baseline are over the PSNR (and MS
 range both curves cover. Times are per megapixel on this machine, after a warm-up.
 
     python experiments/bench_image.py [--model runs/NAME] [--eval data/photos/eval]
-    python experiments/bench_image.py --refine 50 --qualities 1,3,5,8 --baselines jpeg,webp
+    python experiments/bench_image.py --refine 30 --qualities 1,3,5,8 --baselines jpeg,webp
 
 --refine N refines every latent for N steps at encode (image/refine.py; the decoder is
 the same); each step costs about a plain encode, hence --qualities to bench a subset of

@@ -447,8 +447,7 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                    help="image: 1 (smallest file) to the model's top quality (8 for the shipped one)")
     g.add_argument("--refine", type=cli_type(int, lo=0), default=0, metavar="STEPS",
                    help="image: optimise the latent for this image for STEPS gradient steps before coding "
-                        "(50 gives about 10%% fewer bits at equal PSNR on held-out photos; each step costs "
-                        "about one encode's time; the decoder is unchanged). Default 0: off")
+                        "(each step costs about two plain encodes; the decoder is unchanged). Default 0: off")
 
 
 def _encode_command(args: argparse.Namespace, progress: Progress) -> str:

@@ -49,6 +49,28 @@ def test_a_tiny_training_run_learns(trained):
     assert logs[-1]["psnr"] > logs[0]["psnr"] + 1.5
 
 
+def test_fine_tuning_starts_from_the_model_file(trained, frames, tmp_path):
+    model, logs = trained
+    again = image_ls.model_of(model.config, image_ls.params_of(model), model.name, model.info)
+    assert again.model_id == model.model_id  # params_of inverts the export exactly
+    path = model.save(tmp_path / "tiny.npz")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        write_image(folder / f"frame{i}.png", f)
+    data = ImageFolder.load(folder, valid_percent=0.0)
+    opts = image_ls.TrainOptions(steps=2, batch_size=2, crop=64, lr=1e-9, eval_every=0, checkpoint_every=0,
+                                 init=str(path))
+    tuned = image_ls.train(data, TINY, opts, tmp_path / "run", "tuned")
+    # at a learning rate of 1e-9 the weights stay where the file put them (a fresh init would not)
+    for name, leaves in model.transforms.items():
+        assert all(np.array_equal(a, b) for a, b in zip(leaves, tuned.transforms[name], strict=True)), name
+    assert np.array_equal(tuned.gain, model.gain)
+    wide = ImageModelConfig(channels=12, latent=12, hyper=8, param_width=8)
+    with pytest.raises(InputError, match="--init"):
+        image_ls.train(data, wide, opts, tmp_path / "run2", "wide")
+
+
 @pytest.mark.parametrize("shape", [(37, 23, 3), (64, 64, 1), (70, 129, 4)])
 def test_decode_gives_the_encoders_reconstruction_at_any_size(trained, frames, shape):
     model, _ = trained

@@ -159,6 +159,19 @@ def model_of(cfg: ImageModelConfig, params: dict, name: str = "model", info: dic
                       f16(np.exp(params["inv_gain"])), name, info or {})
 
 
+def params_of(model: ImageModel) -> dict:
+    """The trainable parameters a model file came from, as far as it keeps them: the
+    inverse of ``model_of`` (float16 weights, and integer weights times their scale, which
+    is the weight the straight-through training forward uses). Fine-tuning starts here."""
+    params: dict[str, Any] = {name: model.state(name) for name in im.TRANSFORMS}
+    params["entropy"] = {k: {"w": jnp.asarray(layer["w"].astype(np.float32) * layer["s"]),
+                             "b": jnp.asarray(layer["b"])} for k, layer in model.entropy.items()}
+    params["z_prior"] = {k: jnp.asarray(v) for k, v in model.z_prior.items()}
+    params["gain"] = jnp.log(jnp.asarray(model.gain))
+    params["inv_gain"] = jnp.log(jnp.asarray(model.inv_gain))
+    return params
+
+
 def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "assets" / "photo.npz"
 
@@ -362,6 +375,7 @@ class TrainOptions:
     checkpoint_every: int = 500
     resume: bool = False
     more_steps: int = 0  # > 0: stop after this many steps (a chunk; continue with resume)
+    init: str | None = None  # a model file to start from (fine-tuning) instead of a fresh init
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or not self.lr > 0:
@@ -397,9 +411,16 @@ def _held_out_eval(cfg: ImageModelConfig, data: ImageFolder, opts: TrainOptions)
 
 def train(data: ImageFolder, cfg: ImageModelConfig, opts: TrainOptions, workdir: str | Path, name: str = "model",
           *, on_step: Callable | None = None, on_log: Callable | None = None) -> ImageModel:
-    """Train one model for every quality on a folder of photos; save workdir/model.npz."""
+    """Train one model for every quality on a folder of photos; save workdir/model.npz.
+    With ``opts.init`` the weights start from that model file (whose config must be ``cfg``)
+    and only the optimizer and its schedule start afresh."""
     workdir = Path(workdir)
     defs, params = im.init_params(cfg, opts.seed)
+    if opts.init is not None:
+        start = ImageModel.load(opts.init)
+        if start.config != cfg:
+            raise InputError(f"--init {opts.init}: its config {start.config.to_json()} is not the one asked for")
+        params = params_of(start)
     t0 = time.perf_counter()
     trainer = Trainer(im.make_loss(cfg, defs), params,
                       TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02, steps_per_epoch=max(1, min(100, opts.steps // 4)),
@@ -482,12 +503,16 @@ def _add_train_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--checkpoint-every", type=cli_type(int, lo=0), default=500, help="steps between checkpoints")
     g.add_argument("--chunk-steps", dest="more_steps", type=cli_type(int, lo=0), default=0,
                    help="stop after this many steps (continue later with --resume): training in chunks")
+    g.add_argument("--init", default=None, metavar="MODEL",
+                   help="start from this model file's weights (e.g. jaxcodec/assets/photo.npz, to fine-tune "
+                        "the shipped model); its width and latent replace --channels and --latent")
 
 
 def _train_command(args: argparse.Namespace, progress: Progress) -> str:
     data = ImageFolder.load(args.data, valid_folder=args.eval_data)
     progress.note(f"{args.data}: {len(data.train)} training images, {len(data.valid)} held out")
-    cfg = ImageModelConfig(channels=args.channels, latent=args.latent)
+    cfg = (ImageModel.load(args.init).config if args.init is not None
+           else ImageModelConfig(channels=args.channels, latent=args.latent))
     model = train(data, cfg, options_from_args(TrainOptions, args), args.output, Path(args.output).name,
                   on_step=progress.step, on_log=progress.log)
     return f"saved model {model.name} ({model.model_id}) to {Path(args.output) / 'model.npz'}"

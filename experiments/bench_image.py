@@ -10,9 +10,13 @@ range both curves cover. Times are per megapixel on this machine, after a warm-u
 
     python experiments/bench_image.py [--model runs/NAME] [--eval data/photos/eval]
     python experiments/bench_image.py --refine 30 --qualities 1,3,5,8 --baselines jpeg,webp
+    python experiments/bench_image.py --model runs/NEW --against jaxcodec/assets/photo.npz
+
+--against MODEL codes the same photos with a second model and gives the BD-rate of --model
+against it: the figure that decides whether a new model replaces the shipped one.
 
 --refine N refines every latent for N steps at encode (image/refine.py; the decoder is
-the same); each step costs about a plain encode, hence --qualities to bench a subset of
+the same); each step costs about two plain encodes, hence --qualities to bench a subset of
 the ladder, and then the unrefined rows are measured on the same subset beside it.
 
 Last line: summary: bd_vs_jpeg_pct=J bd_vs_webp_pct=W bd_vs_avif_pct=A bd_vs_hevc_intra_pct=H images=N
@@ -110,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="out/bench-image")
     ap.add_argument("--baselines", default="jpeg,webp,avif,hevc")
     ap.add_argument("--refine", type=int, default=0, help="refinement steps per latent (0: off)")
+    ap.add_argument("--against", default=None, help="a second model to compare --model with (e.g. the shipped one)")
     ap.add_argument("--qualities", default=None, help="comma-separated qualities of ours, 4 or more (BD-rates need 4 points; default: all)")
     args = ap.parse_args(argv)
     files = sorted(p for p in Path(args.eval).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -128,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     plain = ours
     if args.refine:
         ours = bench_ours(model, photos, Path(args.out), qualities, args.refine)
-    baselines = {c: bench_baseline(c, photos) for c in args.baselines.split(",")}
+    other = []
+    if args.against:
+        against = image_ls.resolve_model(args.against)
+        other = bench_ours(against, photos, Path(args.out) / "against", qualities)
+    baselines = {c: bench_baseline(c, photos) for c in args.baselines.split(",") if c}
     print("| codec | setting | bpp | PSNR dB | MS-SSIM | encode s/MP | decode s/MP |")
     print("|---|---|---|---|---|---|---|")
-    for r in (plain if args.refine else []) + ours + [r for rows in baselines.values() for r in rows]:
+    for r in (plain if args.refine else []) + ours + other + [r for rows in baselines.values() for r in rows]:
         print(f"| {r['codec']} | {r['setting']} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['ms_ssim']:.4f} | "
               f"{r['enc_s_per_mp']:.3f} | {r['dec_s_per_mp']:.3f} |")
     print("\nWhat the checkerboard context saves on the non-anchor half of y (ideal code lengths against the "
@@ -150,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nrefined against unrefined (same qualities): BD-rate {_bd(ours, plain, 'psnr'):+.1f}% (PSNR), "
               f"{_bd(ours, plain, 'ms_ssim'):+.1f}% (MS-SSIM); encode time x"
               f"{np.mean([r['enc_s_per_mp'] for r in ours]) / np.mean([r['enc_s_per_mp'] for r in plain]):.1f}")
+    if other:
+        print(f"\n{model.name} ({model.model_id}) against {against.name} ({against.model_id}): BD-rate "
+              f"{_bd(ours, other, 'psnr'):+.1f}% (PSNR), {_bd(ours, other, 'ms_ssim'):+.1f}% (MS-SSIM), "
+              f"BD-PSNR {_bd(ours, other, 'psnr', bd_quality):+.2f} dB")
     fmt = lambda c: f"{bd.get(c, float('nan')):.1f}"  # noqa: E731
     print(f"\nsummary: bd_vs_jpeg_pct={fmt('jpeg')} bd_vs_webp_pct={fmt('webp')} bd_vs_avif_pct={fmt('avif')} "
           f"bd_vs_hevc_intra_pct={fmt('hevc')} images={len(photos)}")

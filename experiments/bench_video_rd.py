@@ -37,8 +37,13 @@ PAPER_HNERV_PSNR = {0.35e6: 30.15, 0.75e6: 32.81, 1.5e6: 35.57, 3e6: 37.43}  # 3
 PAPER_NERV_PSNR = {0.35e6: 26.99, 0.75e6: 28.46, 1.5e6: 30.87, 3e6: 33.21}
 
 
+BOOST = "-boost"  # a model name's suffix: that family with HNeRV-Boost's conditional decoder (--condition)
+
+
 def run_point(frames, fps, model: str, params: float, args, out: Path, variant: str = "", **overrides) -> dict:
-    opts = video_inr.EncodeOptions(inr=model, params=params, epochs=args.epochs, lam=args.lam,
+    if model.endswith(BOOST):
+        overrides = {"condition": args.condition, **overrides}
+    opts = video_inr.EncodeOptions(inr=model.removesuffix(BOOST), params=params, epochs=args.epochs, lam=args.lam,
                                    batch_size=args.batch_size, seed=args.seed, **overrides)
     t0 = time.perf_counter()
     result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4", "preprocess": args.pre.to_json()})
@@ -53,7 +58,8 @@ def run_point(frames, fps, model: str, params: float, args, out: Path, variant: 
     assert np.array_equal(decoded, result.reconstruction), "decoded frames differ from the encoder's"
     m = frame_metrics(frames, decoded)
     hist = result.history
-    return {"model": model, "variant": variant, "params_budget": params, "params": stored_param_count(result.config),
+    return {"model": model, "variant": variant, "condition": opts.condition, "params_budget": params,
+            "params": stored_param_count(result.config),
             "epochs": args.epochs, "lambda": args.lam, "bytes": size, "bpp": 8 * size / frames[..., 0].size,
             "psnr": m["psnr"], "ms_ssim": m["ms_ssim"], "train_psnr_last_epoch": hist[-1]["psnr"],
             "encode_s": encode_s, "s_per_epoch": result.train_seconds / args.epochs,
@@ -71,7 +77,8 @@ def plot(points: list[dict], baselines: dict, path: Path, title: str) -> None:
         print("(matplotlib not installed: no plot; pip install 'jaxcodec[bench]')")
         return
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for model, style in (("hinerv", "D-"), ("hnerv", "o-"), ("nerv", "s-")):
+    for model, style in (("hinerv", "D-"), ("hnerv", "o-"), ("nerv", "s-"), ("hnerv" + BOOST, "v-"),
+                         ("nerv" + BOOST, "x-")):
         pts = sorted((p for p in points if p["model"] == model), key=lambda p: p["bpp"])
         if pts:
             ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], style, label=f"{model.upper()} + EC (ours)")
@@ -142,7 +149,11 @@ def main() -> None:
     ap.add_argument("--lambda", dest="lam", type=float, default=0.002)
     ap.add_argument("--batch-size", type=int, default=None, help="default: the family's (2; hinerv 1)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--models", default="hinerv,hnerv,nerv", help="families to fit (hinerv, hnerv, nerv)")
+    ap.add_argument("--models", default="hinerv,hnerv,nerv",
+                    help=f"families to fit (hinerv, hnerv, nerv; hnerv{BOOST} and nerv{BOOST}: with HNeRV-Boost's "
+                         "conditional decoder)")
+    ap.add_argument("--condition", type=int, default=8,
+                    help=f"width of the time embedding of the {BOOST} models (video encode --condition)")
     ap.add_argument("--params", default=None, help="comma-separated sizes, e.g. 0.1M,0.2M (default per size)")
     ap.add_argument("--nerv-params", default=None, help="sizes for NeRV (default: same as --params)")
     ap.add_argument("--crfs", default="18,22,26,30,34,38,42")
@@ -186,8 +197,9 @@ def main() -> None:
     points = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
     for model in args.models.split(","):
         for params in (nerv_sizes if model == "nerv" else sizes):
-            key = (model, params, args.epochs, args.lam)
-            if any((p["model"], p["params_budget"], p["epochs"], p["lambda"]) == key for p in points):
+            key = (model, params, args.epochs, args.lam, args.condition if model.endswith(BOOST) else 0)
+            if any((p["model"], p["params_budget"], p["epochs"], p["lambda"], p.get("condition", 0)) == key
+                   for p in points):
                 continue
             print(f"fitting {model} {params / 1e6:g}M for {args.epochs} epochs ...", flush=True)
             point = run_point(frames, fps, model, params, args, out)
@@ -195,6 +207,7 @@ def main() -> None:
             with open(cache, "a") as f:
                 f.write(json.dumps(point) + "\n")
     points = [p for p in points if p["epochs"] == args.epochs and p["lambda"] == args.lam
+              and p.get("condition", 0) == (args.condition if p["model"].endswith(BOOST) else 0)
               and p["params_budget"] in (nerv_sizes if p["model"] == "nerv" else sizes)]
 
     crfs = [int(c) for c in args.crfs.split(",")]

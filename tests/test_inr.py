@@ -1,5 +1,7 @@
 """NeRV / HNeRV architecture, checked against the HNeRV paper's Bunny configurations."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +10,7 @@ from flax import nnx
 
 from jaxcodec.inr.layers import conv_few_outputs, pixel_shuffle
 from jaxcodec.inr.models import (
-    INRDecoder, choose_grid, make_encoder, nerv_code, hnerv_config, nerv_config, stored_param_count,
+    INRConfig, INRDecoder, choose_grid, decoder_param_count, make_encoder, nerv_code, hnerv_config, nerv_config, stored_param_count,
 )
 
 
@@ -126,3 +128,27 @@ def test_hinerv_patches_equal_the_whole_frame(patch, coarse_whole):
     for y, x in tiles:
         got = np.asarray(render(jnp.array([[y, x]] * 3)))
         np.testing.assert_allclose(got, whole[:, y:y + patch[0], x:x + patch[1]], atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [hnerv_config, nerv_config])
+def test_the_conditioned_decoder_fits_its_budget_and_reads_the_frame_index(make):
+    """HNeRV-Boost's conditional decoder: sized within --params, and the frame index (not
+    only the code) changes the output, so frames sharing a code still differ."""
+    cfg = make(160, 320, 32, 0.2e6, cond_dim=8)
+    assert 0.9 < stored_param_count(cfg) / 0.2e6 <= 1.0
+    for c in (cfg, make(160, 320, 32, 0.2e6)):  # the sizing formula counts what the module holds
+        _, state = nnx.split(nnx.eval_shape(lambda c=c: INRDecoder(c, rngs=nnx.Rngs(0))))
+        assert decoder_param_count(c) == sum(x.size for x in jax.tree_util.tree_leaves(state))
+    assert cfg.fc_dim < make(160, 320, 32, 0.2e6).fc_dim  # the conditioning is paid for in width
+    assert INRConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    assert "cond_dim" not in make(160, 320, 32, 0.2e6).to_json()  # files without it keep their bytes
+    small = make(32, 64, 8, 0.1e6, cond_dim=8)
+    dec = INRDecoder(small, rngs=nnx.Rngs(0))
+    code = (jnp.ones((2, *small.embedding_shape)) if small.kind == "hnerv"
+            else nerv_code(small, jnp.zeros(2)))  # one code for both frames
+    out = np.asarray(dec(code, jnp.asarray([0.0, 5.0])))
+    assert out.shape == (2, 32, 64, 3) and np.abs(out[0] - out[1]).max() > 1e-3
+    with pytest.raises(ValueError, match="frame indices"):
+        dec(code)
+    with pytest.raises(ValueError, match="budget"):
+        make(160, 320, 32, 0.02e6, cond_dim=64)

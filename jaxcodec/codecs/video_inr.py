@@ -97,6 +97,8 @@ class EncodeOptions:
     # HNeRV: the share of the epochs after which the encoder freezes and the frame embeddings train
     # directly (its forward and backward pass are then skipped); 1: the encoder trains throughout
     freeze_encoder: float = FREEZE_ENCODER
+    # NeRV/HNeRV: HNeRV-Boost's frame-conditioned decoder with a time embedding this wide (0: off)
+    condition: int = 0
 
     def __post_init__(self) -> None:
         if self.inr not in KINDS:
@@ -122,6 +124,8 @@ class EncodeOptions:
             raise InputError(f"unknown --loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
         if self.patch is not None and self.inr != "hinerv":
             raise InputError("--patch trains HiNeRV on patches; nerv and hnerv train on whole frames")
+        if self.condition and self.inr == "hinerv":
+            raise InputError("--condition is for nerv and hnerv: hinerv's temporal grids already condition it")
 
     def for_video(self, frames: int, height: int, width: int, fps: float) -> EncodeOptions:
         """These options with a --kbps target as bpp, and --params set from it, for this video."""
@@ -134,8 +138,9 @@ class EncodeOptions:
 
     def model_config(self, height: int, width: int, frames: int) -> INRConfig:
         make = {"hnerv": hnerv_config, "nerv": nerv_config, "hinerv": hinerv_config}[self.inr]
+        extra = {"cond_dim": self.condition} if self.condition else {}
         try:
-            return make(height, width, frames, self.params)
+            return make(height, width, frames, self.params, **extra)
         except ValueError as exc:
             raise InputError(f"cannot size a {self.inr} model for {width}x{height}: {exc}") from None
 
@@ -168,10 +173,17 @@ def decoder_shapes(cfg: INRConfig) -> list[tuple[int, ...]]:
     return [tuple(x.shape) for x in _decoder_parts(cfg)[1]]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _render(graph, treedef, plan, leaves, code, offset):
+def _decode_frames(cfg: INRConfig, decoder, code, index, plan=None, offset=None) -> jax.Array:
+    """The decoder's frames for codes `code` of frames `index` (of patches at `offset` with `plan`)."""
+    if plan is not None:
+        return decoder(code, plan, offset)
+    return decoder(code, index) if cfg.cond_dim else decoder(code)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _render(cfg, graph, treedef, plan, leaves, code, index, offset):
     model = nnx.merge(graph, jax.tree_util.tree_unflatten(treedef, leaves))
-    out = model(code) if plan is None else model(code, plan, offset)
+    out = _decode_frames(cfg, model, code, index, plan, offset)
     return jnp.round(jnp.clip(out, 0.0, 1.0) * 255.0).astype(jnp.uint8)
 
 
@@ -189,10 +201,12 @@ def render(cfg: INRConfig, leaves: list[np.ndarray], embeddings: np.ndarray | No
     full = np.empty((RENDER_BATCH, cfg.height, cfg.width, 3), np.uint8)
     for i in range(0, cfg.frames, RENDER_BATCH):
         idx = np.arange(i, i + RENDER_BATCH) % cfg.frames  # full batches: one compiled shape
-        code = frame_input(cfg, jnp.asarray(idx, jnp.float32)) if embeddings is None else jnp.asarray(embeddings[idx])
+        index = jnp.asarray(idx, jnp.float32)
+        code = frame_input(cfg, index) if embeddings is None else jnp.asarray(embeddings[idx])
         for y, x in tiles:
             offset = jnp.asarray(np.tile([[y, x]], (RENDER_BATCH, 1)), jnp.int32)
-            full[:, y:y + ph, x:x + pw] = np.asarray(_render(graph, treedef, plan, dev_leaves, code, offset))
+            full[:, y:y + ph, x:x + pw] = np.asarray(_render(cfg, graph, treedef, plan, dev_leaves, code, index,
+                                                             offset))
         n = min(RENDER_BATCH, cfg.frames - i)
         out[i:i + n] = full[:n, :height, :width]
     return out
@@ -228,7 +242,7 @@ def _make_loss(cfg: INRConfig, enc_graph, dec_graph, dec_treedef, lam: float, he
             ebits = ebits * (cfg.frames / frames.shape[0])  # this batch stands for all frames
         else:
             code, ebits = frame_input(cfg, index.astype(jnp.float32)), 0.0
-        out = decoder(code) if plan is None else decoder(code, plan, batch["offset"])
+        out = _decode_frames(cfg, decoder, code, index, plan, batch.get("offset"))
         valid = batch["valid"][..., None]
         mse = jnp.sum(jnp.square(out - frames) * valid) / (jnp.sum(valid) * 3)
         distortion = mse
@@ -748,6 +762,10 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                         "training): memory per step stays flat at any frame size (default: whole frames up to "
                         "320x240 pixels, which trained better per second here; larger frames the patches they "
                         "decode in)")
+    g.add_argument("--condition", type=cli_type(int, lo=0), default=0, metavar="C",
+                   help="video, nerv/hnerv: HNeRV-Boost's conditional decoder: the frame index, through a "
+                        "C-wide time embedding, modulates a residual block after every stage, within the same "
+                        "--params (Boost uses 32; default: 0, off)")
     g.add_argument("--seed", type=int, default=0, help="video: random seed (default: 0)")
     g.add_argument("--gop", type=cli_type(int, lo=1), default=None, metavar="N",
                    help="video: code groups of N frames, one network each, streaming the input (memory stays "

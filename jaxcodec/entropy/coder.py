@@ -102,6 +102,26 @@ def encode(values: np.ndarray, tables: CodingTables, indexes: np.ndarray | None 
     return b"".join([head, states.astype("<u8", copy=False), *words, tail])
 
 
+def _parse(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """A stream of n > 0 values: lane states, words, and where the bypass tail begins."""
+    if not data:
+        raise BitstreamError("entropy-coded stream is empty")
+    version, lanes_log2 = data[0] >> 4, data[0] & 0x0F
+    if version != STREAM_VERSION:
+        raise BitstreamError(f"unknown entropy-coded stream version {version}")
+    lanes = 1 << lanes_log2
+    if lanes != rans.lanes_for(n):
+        raise BitstreamError(f"stream has {lanes} lanes where {n} values need {rans.lanes_for(n)}")
+    nwords, pos = _read_uvarint(data, 1)
+    end = pos + 8 * lanes + 4 * nwords
+    if end > len(data):
+        raise BitstreamError(f"entropy-coded stream is truncated: {len(data)} bytes, need at least {end}")
+    states = np.frombuffer(data, "<u8", lanes, pos).astype(np.uint64)
+    if np.any(states < rans.STATE_LOW):
+        raise BitstreamError("entropy-coded stream is corrupt: invalid coder state")
+    return states, np.frombuffer(data, "<u4", nwords, pos + 8 * lanes), end
+
+
 def decode(data: bytes, tables: CodingTables, indexes: np.ndarray | None = None, *,
            count: int | None = None, dtype: type = np.int32) -> np.ndarray:
     """Decode a stream written by `encode` back to a 1-D array.
@@ -123,22 +143,7 @@ def decode(data: bytes, tables: CodingTables, indexes: np.ndarray | None = None,
         if data:
             raise BitstreamError("stream holds data but zero values were expected")
         return np.zeros(0, dtype)
-    if not data:
-        raise BitstreamError("entropy-coded stream is empty")
-    version, lanes_log2 = data[0] >> 4, data[0] & 0x0F
-    if version != STREAM_VERSION:
-        raise BitstreamError(f"unknown entropy-coded stream version {version}")
-    lanes = 1 << lanes_log2
-    if lanes != rans.lanes_for(n):
-        raise BitstreamError(f"stream has {lanes} lanes where {n} values need {rans.lanes_for(n)}")
-    nwords, pos = _read_uvarint(data, 1)
-    end = pos + 8 * lanes + 4 * nwords
-    if end > len(data):
-        raise BitstreamError(f"entropy-coded stream is truncated: {len(data)} bytes, need at least {end}")
-    states = np.frombuffer(data, "<u8", lanes, pos).astype(np.uint64)
-    if np.any(states < rans.STATE_LOW):
-        raise BitstreamError("entropy-coded stream is corrupt: invalid coder state")
-    words = np.frombuffer(data, "<u4", nwords, pos + 8 * lanes)
+    states, words, end = _parse(data, n)
     out = np.empty(n, dtype)
     escaped = rans.decode(states, words, n, rows, _kernel_tables(tables), out)
     tail = data[end:]
@@ -154,3 +159,58 @@ def decode(data: bytes, tables: CodingTables, indexes: np.ndarray | None = None,
     elif tail:
         raise BitstreamError("entropy-coded stream has trailing bytes")
     return out
+
+
+def join(parts: list[bytes]) -> bytes:
+    """Streams decoded one after another (e.g. each with tables the previous ones give),
+    each behind its length as a uvarint."""
+    return b"".join(_uvarint(len(p)) + p for p in parts)
+
+
+def split(data: bytes, count: int) -> list[bytes]:
+    """The `count` streams `join` wrote; raises BitstreamError if the bytes disagree."""
+    parts, pos = [], 0
+    for _ in range(count):
+        n, pos = _read_uvarint(data, pos)
+        if pos + n > len(data):
+            raise BitstreamError("entropy-coded streams are truncated")
+        parts.append(bytes(data[pos:pos + n]))
+        pos += n
+    if pos != len(data):
+        raise BitstreamError("entropy-coded streams have trailing bytes")
+    return parts
+
+
+class StreamReader:
+    """Reads the n values of one stream in consecutive segments, each with its own tables,
+    where a segment's tables depend on the values before it (e.g. a codebook's context is
+    the codebooks decoded before it). The writer codes all segments in one `encode` call,
+    their tables stacked; one stream costs one header and one flush, not one per segment.
+    Tables with an escape symbol are not supported here.
+    """
+
+    def __init__(self, data: bytes, n: int):
+        data = bytes(data)
+        if n < 1:
+            raise ValueError("a stream read in segments holds at least one value")
+        states, words, end = _parse(data, n)
+        if end != len(data):
+            raise BitstreamError("entropy-coded stream has trailing bytes")
+        self._decoder = rans.Decoder(states, words, n)
+
+    def read(self, tables: CodingTables, indexes: np.ndarray | None = None, *, count: int | None = None
+             ) -> np.ndarray:
+        """The next values (int64): one per entry of `indexes`, or `count` with one table."""
+        if tables.escape:
+            raise ValueError("StreamReader reads tables without an escape symbol")
+        n = int(np.asarray(indexes).size if indexes is not None else count)
+        rows = _check_indexes(indexes, n, tables)
+        if self._decoder.done + n > self._decoder.n:
+            raise BitstreamError("entropy-coded stream holds fewer values than its segments ask for")
+        out = np.empty(n, np.int64)
+        self._decoder.read(n, rows, _kernel_tables(tables), out)
+        return out
+
+    def finish(self) -> None:
+        """Raise BitstreamError unless the stream ended exactly where the segments did."""
+        self._decoder.finish()

@@ -42,6 +42,7 @@ DECODE_CHUNK = 1 << 20  # decoding is bound by per-call and per-step overheads
 MAX_LANES = 1024
 SYMBOLS_PER_LANE = 16384
 LUT_BUDGET_BYTES = 64 << 20  # above this, decode looks symbols up by binary search
+LUT_MIN_USES = 256  # ... and below this many symbols per table (per-symbol tables never pay for one)
 _ALIGN = 64  # XLA:CPU aliases host buffers aligned to 64 bytes instead of copying them
 _SLOT_MASK = MAX_ALPHABET - 1
 
@@ -109,24 +110,21 @@ class KernelTables:
         self.bounds = (((hi - lo) << 32) | (lo & 0xFFFFFFFF)).astype(np.int64)
         self._cdf = cdf
 
-    @property
-    def uses_lut(self) -> bool:
-        return self.count * MAX_ALPHABET * 8 <= LUT_BUDGET_BYTES
+    def uses_lut(self, n: int) -> bool:
+        """Whether decoding n symbols should build the 2**16-entry lookup of every table:
+        it costs as much as binary search over about 256 symbols a table."""
+        return self.count * MAX_ALPHABET * 8 <= LUT_BUDGET_BYTES and n >= LUT_MIN_USES * self.count
 
     @functools.cached_property
-    def lut(self) -> np.ndarray | None:
+    def lut(self) -> np.ndarray:
         """uint64 [K * 2**16]: slot -> symbol << 32 | freq << 16 | cdf."""
-        if not self.uses_lut:
-            return None
         sym = np.repeat(np.tile(np.arange(self.width, dtype=np.int64), self.count), self._freqs.reshape(-1))
         row = np.repeat(np.arange(self.count), MAX_ALPHABET)
         return _aligned_copy((sym.astype(np.uint64) << np.uint64(32)) | self._packed2d[row, sym].astype(np.uint64))
 
     @functools.cached_property
-    def cdf(self) -> np.ndarray | None:
+    def cdf(self) -> np.ndarray:
         """uint32 [K * W] cdf rows (padding = 2**16) for binary-search decoding."""
-        if self.uses_lut:
-            return None
         return _aligned_copy(np.where(self._freqs > 0, self._cdf, MAX_ALPHABET).astype(np.uint32).reshape(-1))
 
 
@@ -143,13 +141,14 @@ def _unpack_bounds(bounds: jax.Array, row: jax.Array | None) -> tuple[jax.Array,
     return (b & 0xFFFFFFFF).astype(jnp.uint32).astype(jnp.int32), (b >> 32).astype(jnp.int32)
 
 
-def _valid_mask(first, n, steps: int, lanes: int, partial: bool):
-    """Which (step, lane) slots hold a symbol; None for full chunks (no masking cost)."""
+def _valid_mask(first, n, steps: int, lanes: int, partial: bool, lo=0):
+    """Which (step, lane) slots hold a symbol of positions lo..n-1; None for full chunks
+    (no masking cost)."""
     if not partial:
         return None
     pos = first + lax.broadcasted_iota(jnp.int64, (steps, lanes), 0) * lanes + \
         lax.broadcasted_iota(jnp.int64, (steps, lanes), 1)
-    return pos < n
+    return (pos >= lo) & (pos < n)
 
 
 def _exclusive_count(flags: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -203,11 +202,12 @@ def _encode_chunk(x, values, rows, first, n, packed, bounds, *, steps, lanes, wi
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "lanes", "width", "search_steps", "partial"))
-def _decode_chunk(x, ptr, words, nwords, rows, first, n, packed, bounds, lut, cdf, *,
+def _decode_chunk(x, ptr, words, nwords, rows, first, n, packed, bounds, lut, cdf, lo=0, *,
                   steps, lanes, width, search_steps, partial):
-    """Decode one chunk forwards; returns states, word pointer, values, escape flags."""
+    """Decode one chunk forwards (positions lo..n-1 of it); returns states, word pointer,
+    values, escape flags."""
     r_all = None if rows is None else rows.reshape(steps, lanes).astype(jnp.int32)
-    valid = _valid_mask(first, n, steps, lanes, partial)
+    valid = _valid_mask(first, n, steps, lanes, partial, lo)
 
     def step(carry, inp):
         x, ptr = carry
@@ -327,6 +327,76 @@ def encode(values: np.ndarray, rows: np.ndarray | None, kt: KernelTables, lanes:
     return states, pieces, np.concatenate(escaped)
 
 
+class Decoder:
+    """Decodes a stream's n values in consecutive segments, each with its own tables: a
+    segment's tables may depend on the values decoded before it (the encoder, knowing all
+    values, coded the whole stream in one pass with every segment's tables).
+
+    Symbol i sits at step i // lanes of lane i % lanes; a segment that starts or ends inside
+    a step decodes only its own lanes of that step, which pull their words in the same
+    (step, lane) order as one pass would, so the bytes are those of ``encode``.
+    """
+
+    def __init__(self, states: np.ndarray, words: np.ndarray, n: int):
+        self.n, self.lanes, self.nwords = n, states.size, words.size
+        padded = 1
+        while padded < self.nwords + 1:  # bucket the length so few shapes get compiled
+            padded *= 2
+        word_buf = aligned_empty(padded, np.uint32)
+        word_buf[:self.nwords] = words
+        word_buf[self.nwords:] = 0
+        with jax.enable_x64(True):
+            self.words = jax.device_put(word_buf)
+            self.x = jax.device_put(states.astype(np.uint64))
+            self.ptr = jnp.int32(0)
+        self.done = 0
+
+    def read(self, count: int, rows: np.ndarray | None, kt: KernelTables, out: np.ndarray) -> np.ndarray:
+        """Decode the next `count` values into `out` (int32 or int64) with table rows[i] of
+        `kt` for the i-th; returns the positions (within the segment) of escapes."""
+        lo, hi, lanes = self.done, self.done + count, self.lanes
+        if hi > self.n:
+            raise ValueError(f"asked for values up to {hi} of a stream of {self.n}")
+        start = lo - lo % lanes  # first position of the step holding `lo`
+        steps = steps_per_chunk(hi - start, lanes, DECODE_CHUNK)
+        chunk = steps * lanes
+        nchunks = max(1, -(-(hi - start) // chunk))
+        if rows is not None:  # rows of the steps' slots before `lo` are never used: pad with 0
+            rows = np.concatenate([np.zeros(lo - start, _kernel_dtype(rows)), rows.astype(_kernel_dtype(rows))])
+        search_steps = max(1, int(np.ceil(np.log2(max(kt.width, 2)))))
+        escaped: list[np.ndarray] = [np.zeros(0, np.int64)] * nchunks
+        with jax.enable_x64(True):
+            rws = None if rows is None else _Stager(rows, chunk, np.int32)
+            lookup = (kt.lut, None) if kt.uses_lut(count) else (None, kt.cdf)
+            dev = [None if a is None else jax.device_put(a) for a in (kt.packed, kt.bounds, *lookup)]
+
+            def launch(c: int):
+                first = start + c * chunk
+                self.x, self.ptr, *result = _decode_chunk(
+                    self.x, self.ptr, self.words, np.int32(self.nwords), None if rws is None else rws.get(c),
+                    np.int64(first), np.int64(hi), *dev, np.int64(lo), steps=steps, lanes=lanes, width=kt.width,
+                    search_steps=search_steps, partial=first < lo or first + chunk > hi)
+                return result
+
+            def collect(c: int, result) -> None:
+                vals, mask = (np.asarray(a).reshape(-1) for a in result)
+                first = start + c * chunk
+                a, b = max(first, lo), min(first + chunk, hi)
+                out[a - lo:b - lo] = vals[a - first:b - first]
+                escaped[c] = a - lo + np.flatnonzero(mask[a - first:b - first])
+
+            _pipeline(range(nchunks), launch, collect)
+        self.done = hi
+        return np.concatenate(escaped)
+
+    def finish(self) -> None:
+        """Raise BitstreamError unless every value was read, every word consumed and every
+        lane is back in its initial state (catches corrupt or mismatched streams)."""
+        with jax.enable_x64(True):
+            if self.done != self.n or int(self.ptr) != self.nwords or np.any(np.asarray(self.x) != STATE_LOW):
+                raise BitstreamError("entropy-coded data is corrupt or does not match these tables")
+
+
 def decode(states: np.ndarray, words: np.ndarray, n: int, rows: np.ndarray | None, kt: KernelTables,
            out: np.ndarray) -> np.ndarray:
     """Decode n values into `out` (int32 or int64); returns the positions of escapes.
@@ -334,41 +404,7 @@ def decode(states: np.ndarray, words: np.ndarray, n: int, rows: np.ndarray | Non
     Raises BitstreamError unless every lane ends in its initial state having read exactly
     all words, which catches corrupted or mismatched streams with high probability.
     """
-    lanes = states.size
-    steps = steps_per_chunk(n, lanes, DECODE_CHUNK)
-    chunk = steps * lanes
-    nchunks = max(1, -(-n // chunk))
-    nwords = words.size
-    padded = 1
-    while padded < nwords + 1:  # bucket the length so few shapes get compiled
-        padded *= 2
-    word_buf = aligned_empty(padded, np.uint32)
-    word_buf[:nwords] = words
-    word_buf[nwords:] = 0
-    search_steps = max(1, int(np.ceil(np.log2(max(kt.width, 2)))))
-    escaped: list[np.ndarray] = [np.zeros(0, np.int64)] * nchunks
-    with jax.enable_x64(True):
-        rws = None if rows is None else _Stager(rows, chunk, np.int32)
-        dev = [None if a is None else jax.device_put(a) for a in (kt.packed, kt.bounds, kt.lut, kt.cdf)]
-        wdev = jax.device_put(word_buf)
-        x = jax.device_put(states.astype(np.uint64))
-        ptr = jnp.int32(0)
-
-        def launch(c: int):
-            nonlocal x, ptr
-            x, ptr, *result = _decode_chunk(
-                x, ptr, wdev, np.int32(nwords), None if rws is None else rws.get(c), np.int64(c * chunk),
-                np.int64(n), *dev, steps=steps, lanes=lanes, width=kt.width, search_steps=search_steps,
-                partial=(c + 1) * chunk > n)
-            return result
-
-        def collect(c: int, result) -> None:
-            vals, mask = (np.asarray(a).reshape(-1) for a in result)
-            part = out[c * chunk:(c + 1) * chunk]
-            part[...] = vals[:part.size]
-            escaped[c] = c * chunk + np.flatnonzero(mask)
-
-        _pipeline(range(nchunks), launch, collect)
-        if int(ptr) != nwords or np.any(np.asarray(x) != STATE_LOW):
-            raise BitstreamError("entropy-coded data is corrupt or does not match these tables")
-    return np.concatenate(escaped)
+    decoder = Decoder(states, words, n)
+    escaped = decoder.read(n, rows, kt, out)
+    decoder.finish()
+    return escaped

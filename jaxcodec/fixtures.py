@@ -20,7 +20,7 @@ from jaxcodec import container
 from jaxcodec.codecs import load_codecs
 
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
-NAMES = ("bytes", "nerv", "hnerv", "audio", "image")
+NAMES = ("bytes", "nerv", "hnerv", "audio", "image", "audio-context")
 
 
 def decode_fixture(c: container.Container) -> np.ndarray:
@@ -66,6 +66,8 @@ def make_fixtures(folder: Path = FIXTURE_DIR, names: tuple[str, ...] = NAMES) ->
         "hnerv": lambda: video_inr.encode(frames, video_inr.EncodeOptions(inr="hnerv", params=2e4, epochs=8),
                                           fps).container,
         "audio": lambda: audio_rvq.encode(audio_rvq.resolve_model(None), mono, sr, 3.0).container,
+        "audio-context": lambda: _context_coded(audio_rvq.encode(audio_rvq.resolve_model(None),
+                                                                 samples[3 * sr:4 * sr, :1], sr, 6.0).container),
         "image": lambda: image_ls.encode(image_ls.resolve_model(None), photo, 3).container,
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,12 @@ def make_fixtures(folder: Path = FIXTURE_DIR, names: tuple[str, ...] = NAMES) ->
                        "shape": list(out.shape), "dtype": str(out.dtype)}
     index_file.write_text(json.dumps(index, indent=2) + "\n")
     return {k: index[k] for k in names}
+
+
+def _context_coded(c: container.Container) -> container.Container:
+    if c.header["prior"] != "context":
+        raise RuntimeError(f"the shipped model coded the context fixture with its {c.header['prior']} prior")
+    return c
 
 
 def fixture_bytes(name: str, folder: Path = FIXTURE_DIR) -> bytes:

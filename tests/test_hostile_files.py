@@ -30,7 +30,7 @@ def test_checked_in_files_still_decode(name):
     assert list(out.shape) == index["shape"]
     if name == "bytes":
         np.testing.assert_array_equal(out, expected)
-    elif name == "audio":  # float synthesis: stored as float16, other CPUs may round differently
+    elif name.startswith("audio"):  # float synthesis: stored as float16, other CPUs may round differently
         np.testing.assert_allclose(out, expected.astype(np.float32), atol=2e-3)
     else:  # frames rendered in float32 then rounded: identical here, at most 1 level elsewhere
         diff = np.abs(out.astype(np.int16) - expected.astype(np.int16))
@@ -93,6 +93,12 @@ ATTACKS = [
     ("audio", _set(("channels",), 10**6)),
     ("audio", _set(("stages",), [3])),
     ("audio", lambda h: json.dumps(h).replace('"sample_rate": 48000', '"sample_rate": 1e309')),
+    ("audio", _set(("prior",), "context")),  # without the context prior's id
+    ("audio-context", _set(("context",), "00000000")),
+    ("audio-context", _set(("context",), 5)),
+    ("audio-context", _set(("frames",), 3_000_000)),
+    ("audio-context", _set(("stages",), 24)),
+    ("audio-context", _set(("prior",), "depth")),
     ("bytes", _set(("size",), "1")),
     ("bytes", _set(("size",), 10**12)),
     ("bytes", lambda h: json.dumps(h)[:-1] + ', "deep": ' + "[" * 2000 + "]" * 2000 + "}"),

@@ -479,7 +479,6 @@ def _code_streams(model: AudioModel, codes: np.ndarray, prior_kind: str) -> byte
     if prior_kind == "unigram":
         rows = np.broadcast_to(np.arange(q), codes.shape).reshape(-1)
         return coder.encode(codes.reshape(-1), model.prior.unigram_tables(q), rows)
-    parts = [coder.encode(codes[..., 0].reshape(-1), model.prior.unigram_tables(1))]
     if prior_kind == "context":
         first = model.prior.unigram_tables(1).freqs
         streams = []
@@ -492,6 +491,7 @@ def _code_streams(model: AudioModel, codes: np.ndarray, prior_kind: str) -> byte
             streams.append(coder.encode(block.T.reshape(-1), CodingTables(freqs, 0, freqs.shape[1], escape=False),
                                         rows))
         return coder.join(streams)
+    parts = [coder.encode(codes[..., 0].reshape(-1), model.prior.unigram_tables(1))]
     for s in range(1, q):
         ctx, inverse = np.unique(codes[..., s - 1].reshape(-1), return_inverse=True)
         parts.append(coder.encode(codes[..., s].reshape(-1), model.prior.depth_tables(s, ctx), inverse))

@@ -28,12 +28,13 @@ import numpy as np
 
 from jaxcodec.entropy import detmath, intnet
 from jaxcodec.entropy.models import Categorical
-from jaxcodec.entropy.tables import CodingTables, quantize_pmf
+from jaxcodec.entropy.tables import CodingTables
 
 # (codebooks below, frame offset) of each context slot
 SLOTS: tuple[tuple[int, int], ...] = ((1, -2), (1, -1), (1, 0), (1, 1), (1, 2), (2, -1), (2, 0), (2, 1), (3, 0))
 EMBED_SCALE = 16.0  # a float embedding parameter e stores as the integer round(16 e)
 EMBED_MAX = 127
+CATEGORICAL = Categorical()  # training's bits from logits, coding's tables from the exact softmax
 STREAM_SYMBOLS = 16384  # codes per coded stream at most: bounds the per-symbol tables of long files
 
 
@@ -103,7 +104,7 @@ def logits(cfg: ContextConfig, params: dict[str, Any], window: jax.Array) -> jax
 def bits(cfg: ContextConfig, params: dict[str, Any], window: jax.Array) -> jax.Array:
     """Bits [B, columns - 1] of the middle frame's codes 1.. (training's rate term)."""
     mid = window[:, cfg.reach, 1:]
-    return Categorical().bits(logits(cfg, params, window), mid)
+    return CATEGORICAL.bits(logits(cfg, params, window), mid)
 
 
 @dataclass
@@ -148,8 +149,7 @@ class ContextPrior:
     def tables(self, lower: np.ndarray, column: int, frames: slice) -> CodingTables:
         """One table per frame of `frames` for `column` (>= 1) of one channel."""
         y = self.logits_exact(lower, column, frames)
-        pmf = detmath.exp(y - y.max(axis=1, keepdims=True))
-        return CodingTables(quantize_pmf(pmf), 0, self.config.codebook_size, escape=False)
+        return CATEGORICAL.tables(detmath.exp(y - y.max(axis=1, keepdims=True)))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"context_slots": np.asarray(self.config.slots, np.int64), "context_emb": self.emb,

@@ -429,10 +429,9 @@ class ContextOptions:
 
 
 def fit_context_prior(model: AudioModel, clips: list[np.ndarray], opts: ContextOptions = ContextOptions(), *,
-                      workdir: str | Path | None = None, on_step: Callable | None = None,
-                      on_log: Callable | None = None) -> ContextPrior:
+                      on_step: Callable | None = None, on_log: Callable | None = None) -> ContextPrior:
     """Train a context prior over the codes the model gives the clips (with the shared
-    trainer; checkpoints in workdir/context when given)."""
+    trainer; minutes, so without checkpoints)."""
     rq = model.config.rvq
     if rq.columns < 2:
         raise InputError("a context prior needs at least two codebooks")
@@ -448,7 +447,7 @@ def fit_context_prior(model: AudioModel, clips: list[np.ndarray], opts: ContextO
     trainer = Trainer(loss_fn, context_prior.init_params(cfg, jax.random.key(opts.seed)),
                       TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02, seed=opts.seed),
                       context_prior.sampler(codes, cfg, opts.batch_size, opts.seed),
-                      workdir=None if workdir is None else Path(workdir) / "context", on_step=on_step, on_log=on_log)
+                      on_step=on_step, on_log=on_log)
     try:
         params = trainer.run()
     finally:

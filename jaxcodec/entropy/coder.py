@@ -53,6 +53,16 @@ def _check_indexes(indexes: np.ndarray | None, n: int, tables: CodingTables) -> 
     return rows
 
 
+def _value_count(indexes: np.ndarray | None, count: int | None) -> int:
+    """How many values a decode asks for: one per table index, or `count` with one table."""
+    if indexes is None and count is None:
+        raise ValueError("pass `indexes` or `count` to say how many values to decode")
+    n = int(np.asarray(indexes).size if indexes is not None else count)
+    if count is not None and count != n:
+        raise ValueError("count disagrees with the number of indexes")
+    return n
+
+
 def _uvarint(v: int) -> bytes:
     out = bytearray()
     while True:
@@ -129,11 +139,7 @@ def decode(data: bytes, tables: CodingTables, indexes: np.ndarray | None = None,
     Give `indexes` (one table per value, as at encoding) or `count` (with one table).
     Raises BitstreamError when the data is truncated, corrupt or coded with other tables.
     """
-    if indexes is None and count is None:
-        raise ValueError("pass `indexes` or `count` to say how many values to decode")
-    n = int(np.asarray(indexes).size if indexes is not None else count)
-    if count is not None and count != n:
-        raise ValueError("count disagrees with the number of indexes")
+    n = _value_count(indexes, count)
     rows = _check_indexes(indexes, n, tables)
     dtype = np.dtype(dtype)
     if dtype not in (np.int32, np.int64):
@@ -203,7 +209,7 @@ class StreamReader:
         """The next values (int64): one per entry of `indexes`, or `count` with one table."""
         if tables.escape:
             raise ValueError("StreamReader reads tables without an escape symbol")
-        n = int(np.asarray(indexes).size if indexes is not None else count)
+        n = _value_count(indexes, count)
         rows = _check_indexes(indexes, n, tables)
         if self._decoder.done + n > self._decoder.n:
             raise BitstreamError("entropy-coded stream holds fewer values than its segments ask for")

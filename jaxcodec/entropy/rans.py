@@ -361,7 +361,7 @@ class Decoder:
         steps = steps_per_chunk(hi - start, lanes, DECODE_CHUNK)
         chunk = steps * lanes
         nchunks = max(1, -(-(hi - start) // chunk))
-        if rows is not None:  # rows of the steps' slots before `lo` are never used: pad with 0
+        if rows is not None and lo > start:  # slots of the step before `lo` are masked: any row will do
             rows = np.concatenate([np.zeros(lo - start, _kernel_dtype(rows)), rows.astype(_kernel_dtype(rows))])
         search_steps = max(1, int(np.ceil(np.log2(max(kt.width, 2)))))
         escaped: list[np.ndarray] = [np.zeros(0, np.int64)] * nchunks

@@ -79,7 +79,7 @@ def bench_model(model: audio_rvq.AudioModel, label: str, files: list[Path], clip
             t_dec += time.perf_counter() - t0
             size += n
             payload += len(enc.container.section("codes"))
-            priors[enc.container.header["prior"]] += 1
+            priors[enc.prior] += 1
             nominal += enc.nominal_kbps * 1000 * len(x) / SR / 8
             per.append(quality(x, y[:, 0]))
         rows.append({"codec": label, "nominal": kbps, "by_speaker": per_speaker(per, speakers),

@@ -49,6 +49,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=audio_rvq.ContextOptions.lr)
     ap.add_argument("--embed", type=int, default=audio_rvq.ContextOptions.embed)
     ap.add_argument("--hidden", type=int, default=audio_rvq.ContextOptions.hidden)
+    ap.add_argument("--no-parity", action="store_true",
+                    help="lower codebooks only (the prior shipped before); default: also each codebook's own "
+                         "codes at t-1, t+1, coded in an even and an odd pass")
+    ap.add_argument("--fresh", action="store_true",
+                    help="start from random weights, not from the model's current context prior")
     ap.add_argument("--out", default="runs/context", help="folder for model.npz")
     ap.add_argument("--ship", action="store_true", help="copy the model to jaxcodec/assets/speech16k.npz")
     args = ap.parse_args()
@@ -58,15 +63,18 @@ def main() -> None:
     print(f"{len(train)} training prompts ({sum(map(len, train)) / model.sample_rate / 60:.1f} min), "
           f"{len(seen)} held-back prompts of the same speakers")
     opts = audio_rvq.ContextOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, embed=args.embed,
-                                    hidden=args.hidden)
+                                    hidden=args.hidden, parity=not args.no_parity)
+    start = None if args.fresh else model.context
     t0 = time.perf_counter()
     bar = ProgressBar("context prior")
-    model.context = audio_rvq.fit_context_prior(model, train, opts, on_step=bar.step, on_log=bar.log)
+    new = audio_rvq.fit_context_prior(model, train, opts, start=start, on_step=bar.step, on_log=bar.log)
     seconds = time.perf_counter() - t0
-    model.info["context_prior"] = {"steps": args.steps, "batch_size": args.batch_size, "train_seconds": round(seconds)}
+    before = model.context_id
+    model.retire_context(new)  # files coded with the prior it had keep decoding
+    model.info["context_prior"] = audio_rvq.context_info(opts, seconds, before if start is not None else None)
     out = model.save(Path(args.out))
     print(f"trained {args.steps} steps in {seconds:.0f} s; saved {out} (model {model.model_id}, "
-          f"context prior {model.context_id})")
+          f"context prior {model.context_id}; {len(model.retired)} retired prior(s) kept for older files)")
     codes = [model.encode_codes(x, model.config.rvq.stages) for x in seen if len(x) >= model.config.seanet.hop]
     frames = sum(len(c) for c in codes)
     print("| codebooks | nominal bits/frame | depth prior | context prior | saving vs nominal |")

@@ -20,7 +20,7 @@ from jaxcodec import container
 from jaxcodec.codecs import load_codecs
 
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
-NAMES = ("bytes", "nerv", "hnerv", "audio", "image", "audio-context")
+NAMES = ("bytes", "nerv", "hnerv", "audio", "image", "audio-context", "audio-compact")
 
 
 def decode_fixture(c: container.Container) -> np.ndarray:
@@ -67,7 +67,9 @@ def make_fixtures(folder: Path = FIXTURE_DIR, names: tuple[str, ...] = NAMES) ->
                                           fps).container,
         "audio": lambda: audio_rvq.encode(audio_rvq.resolve_model(None), mono, sr, 3.0).container,
         "audio-context": lambda: _context_coded(audio_rvq.encode(audio_rvq.resolve_model(None),
-                                                                 samples[3 * sr:4 * sr, :1], sr, 6.0).container),
+                                                                 samples[3 * sr:4 * sr, :1], sr, 6.0)),
+        "audio-compact": lambda: _context_coded(audio_rvq.encode(audio_rvq.resolve_model(None),
+                                                                 samples[4 * sr:6 * sr, :1], sr, 6.0)),
         "image": lambda: image_ls.encode(image_ls.resolve_model(None), photo, 3).container,
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -84,10 +86,10 @@ def make_fixtures(folder: Path = FIXTURE_DIR, names: tuple[str, ...] = NAMES) ->
     return {k: index[k] for k in names}
 
 
-def _context_coded(c: container.Container) -> container.Container:
-    if c.header["prior"] != "context":
-        raise RuntimeError(f"the shipped model coded the context fixture with its {c.header['prior']} prior")
-    return c
+def _context_coded(enc) -> container.Container:
+    if enc.prior != "context":
+        raise RuntimeError(f"the shipped model coded the context fixture with its {enc.prior} prior")
+    return enc.container
 
 
 def fixture_bytes(name: str, folder: Path = FIXTURE_DIR) -> bytes:

@@ -1,6 +1,7 @@
 """The audio RVQ codec, trained in the test on real audio: Big Buck Bunny's soundtrack."""
 
 import logging
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from jaxcodec import container
-from jaxcodec.audio import rvq
+from jaxcodec.audio import context_prior, rvq
 from jaxcodec.audio.seanet import SEANetConfig
 from jaxcodec.cli import main
 from jaxcodec.codecs import audio_rvq, load_codecs
@@ -109,6 +110,31 @@ def test_the_context_prior_is_trained_and_kept_with_the_model(trained):
         audio_rvq.decode_codes(bare, c)
 
 
+def test_a_replaced_context_prior_still_decodes_its_files(trained, bunny_folder, tmp_path):
+    model, _, run = trained
+    x, sr = read_audio(bunny_folder / "b.wav")
+    codes = audio_rvq.encode(model, x[:6000, :1], sr, kbps=model.config.kbps(TINY.rvq.stages)).codes
+    header = audio_rvq._compact_header(model, sr, (6000, 1), codes.shape[2], "context")
+    before = container.Container(audio_rvq.CODEC_ID, header, {"codes": audio_rvq._code_streams(model, codes, "context")})
+    ctx = model.context
+    cfg = replace(ctx.config, slots=context_prior.PARITY_SLOTS)
+    newer = context_prior.ContextPrior.export(cfg, jax.device_get(context_prior.init_params(cfg, jax.random.key(1))))
+    changed = replace(model, context=ctx, retired=())
+    changed.retire_context(newer)
+    changed.save(tmp_path / "m")
+    loaded = audio_rvq.AudioModel.load(tmp_path / "m")
+    assert loaded.context_id != model.context_id and loaded.model_id == model.model_id
+    assert [r.content_id(8) for r in loaded.retired] == [model.context_id]
+    old = container.unpack(container.pack(before), load_codecs())
+    np.testing.assert_array_equal(audio_rvq.decode_codes(loaded, old), codes)
+    after = audio_rvq.encode(loaded, x[:6000, :1], sr, kbps=model.config.kbps(TINY.rvq.stages))
+    if after.prior == "context":
+        assert after.container.header["x"] == loaded.context_id
+        np.testing.assert_array_equal(audio_rvq.decode_codes(loaded, after.container), after.codes)
+    with pytest.raises(BitstreamError, match="context prior"):
+        audio_rvq.decode_codes(replace(loaded, retired=()), old)
+
+
 def test_more_quantizers_reconstruct_better(trained, bunny_folder):
     model, _, _ = trained
     x = resample(read_audio(bunny_folder / "b.wav")[0][:, 0], 48000, 16000)[:16000]
@@ -196,8 +222,6 @@ def test_adversarial_training_runs_through_the_shared_trainer(bunny_folder, tmp_
 
 
 def test_group_residual_model_codes_and_decodes_through_a_file(bunny_folder, tmp_path):
-    from dataclasses import replace
-
     cfg = replace(TINY, rvq=replace(TINY.rvq, groups=2, stages=3), bandwidth_stages=(1, 3))
     data = AudioFolder.load(bunny_folder, 16000, valid_percent=0.0)
     opts = audio_rvq.TrainOptions(steps=3, batch_size=2, crop_seconds=0.32, eval_every=0, checkpoint_every=0,
@@ -206,7 +230,7 @@ def test_group_residual_model_codes_and_decodes_through_a_file(bunny_folder, tmp
     assert cfg.trained_kbps() == [0.6, 1.8]  # levels x 2 groups x 6 bits x 50 frames/s
     x, sr = read_audio(bunny_folder / "b.wav")
     enc = audio_rvq.encode(model, x[:9000], sr, kbps=0.6)
-    assert enc.codes.shape[2] == 2 and enc.container.header["stages"] == 2
+    assert enc.codes.shape[2] == 2 and enc.container.header["q"] == 2
     c = container.unpack(container.pack(enc.container), load_codecs())
     np.testing.assert_array_equal(audio_rvq.decode_codes(audio_rvq.AudioModel.load(tmp_path), c), enc.codes)
     out, sr2 = audio_rvq.decode(model, c)

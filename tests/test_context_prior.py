@@ -33,33 +33,42 @@ def shipped_codes():
     return codes
 
 
-@pytest.fixture(scope="module")
-def fitted(shipped_codes):
+@pytest.fixture(scope="module", params=[cp.SLOTS, cp.PARITY_SLOTS], ids=["lower", "parity"])
+def fitted(shipped_codes, request):
     """A small prior trained on those codes (the property tested is that training's bits
-    are the coder's, so it trains and codes the same clip)."""
+    are the coder's, so it trains and codes the same clip); with the parity slots too."""
     codes = shipped_codes
-    cfg = cp.ContextConfig(COLUMNS, 1024, embed=8, hidden=16)
+    cfg = cp.ContextConfig(COLUMNS, 1024, embed=8, hidden=16, slots=request.param)
     sample = cp.sampler([codes], cfg, 128, seed=0)
     tx = optax.adam(3e-3)
     params = cp.init_params(cfg, jax.random.key(0))
     state = tx.init(params)
 
     @jax.jit
-    def step(params, state, window):
-        loss, grads = jax.value_and_grad(lambda p: jnp.mean(cp.bits(cfg, p, window)))(params)
+    def step(params, state, window, key):
+        odd = jax.random.bernoulli(key, 0.5, window.shape[:1])
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean(cp.bits(cfg, p, window, odd)))(params)
         updates, state = tx.update(grads, state)
         return optax.apply_updates(params, updates), state, loss
 
     losses = []
     for i in range(300):
-        params, state, loss = step(params, state, jnp.asarray(sample(i)))
+        params, state, loss = step(params, state, jnp.asarray(sample(i)), jax.random.key(i))
         losses.append(float(loss))
     return cfg, params, cp.ContextPrior.export(cfg, jax.device_get(params)), losses
 
 
 def _all_windows(cfg, codes):
+    """Every frame's window, and whether the frame is coded in the odd pass."""
     joined, rows = cp.windows([codes], cfg.reach, cfg.codebook_size)
-    return joined[rows[:, None] + np.arange(-cfg.reach, cfg.reach + 1)]
+    return joined[rows[:, None] + np.arange(-cfg.reach, cfg.reach + 1)], np.arange(len(rows)) % 2 == 1
+
+
+def _coded_in_passes(prior, codes):
+    """(tables' freqs, values) of every code the prior codes, pass by pass."""
+    passes = prior.config.passes(*codes.shape)
+    freqs = np.concatenate([prior.tables(codes, s, t).freqs for s, t in passes])
+    return freqs, np.concatenate([codes[t, s] for s, t in passes])
 
 
 def test_training_lowers_the_bits_below_the_nominal_rate(fitted):
@@ -70,9 +79,10 @@ def test_training_lowers_the_bits_below_the_nominal_rate(fitted):
 def test_training_bits_match_the_coders_bits(fitted, shipped_codes):
     cfg, params, prior, _ = fitted
     codes = shipped_codes
-    trained = float(jnp.sum(cp.bits(cfg, params, jnp.asarray(_all_windows(cfg, codes)))))
-    freqs = np.concatenate([prior.tables(codes, s, slice(None)).freqs for s in range(1, COLUMNS)])
-    values = codes[:, 1:].T.reshape(-1)  # column by column, as the tables
+    windows, odd = _all_windows(cfg, codes)
+    trained = float(jnp.sum(cp.bits(cfg, params, jnp.asarray(windows), odd)))
+    freqs, values = _coded_in_passes(prior, codes)
+    assert len(values) == len(codes) * (COLUMNS - cfg.first)
     ideal = float(-np.log2(freqs[np.arange(len(values)), values] / 65536.0).sum())
     coded = 8 * len(coder.encode(values, CodingTables(freqs, 0, 1024, escape=False), np.arange(len(values))))
     print(trained, ideal, coded)
@@ -81,24 +91,33 @@ def test_training_bits_match_the_coders_bits(fitted, shipped_codes):
 
 
 def test_tables_read_only_lower_columns_and_frames_in_any_block(fitted, shipped_codes):
-    """The decoder builds column s's tables before it knows columns s.. : they must not
-    depend on them, nor on how the frames are cut into blocks."""
-    _, _, prior, _ = fitted
+    """The decoder builds a pass's tables before it knows the codes of the later passes:
+    they must not depend on them, nor on how the frames are cut into blocks."""
+    cfg, _, prior, _ = fitted
     codes = shipped_codes
-    scrambled = codes.copy()
-    scrambled[:, 2:] = np.random.default_rng(0).integers(0, 1024, scrambled[:, 2:].shape)
-    whole = prior.tables(codes, 2, slice(None)).freqs
-    np.testing.assert_array_equal(prior.tables(scrambled, 2, slice(None)).freqs, whole)
-    np.testing.assert_array_equal(prior.tables(codes, 2, slice(100, 250)).freqs, whole[100:250])
+    rng = np.random.default_rng(0)
+    t = np.arange(len(codes))
+    for pass_frames in ([t] if not cfg.parity else [t[0::2], t[1::2]]):
+        unknown = np.zeros(codes.shape, bool)
+        unknown[:, 3:] = True
+        unknown[:, 2] = True
+        if pass_frames[0] % 2 == 1:
+            unknown[t % 2 == 0, 2] = False  # the odd pass comes after the even one
+        scrambled = np.where(unknown, rng.integers(0, 1024, codes.shape), codes)
+        whole = prior.tables(codes, 2, pass_frames).freqs
+        np.testing.assert_array_equal(prior.tables(scrambled, 2, pass_frames).freqs, whole)
+        inner = (pass_frames >= 100) & (pass_frames < 250)
+        np.testing.assert_array_equal(prior.tables(codes, 2, pass_frames[inner]).freqs, whole[inner])
 
 
 def test_exact_logits_follow_the_training_forward(fitted, shipped_codes):
     cfg, params, prior, _ = fitted
     codes = shipped_codes
-    train = np.asarray(cp.logits(cfg, params, jnp.asarray(_all_windows(cfg, codes))))
-    for s in range(1, COLUMNS):
-        exact = prior.logits_exact(codes, s, slice(None))
-        assert np.median(np.abs(exact - train[:, s - 1])) < 0.05
+    windows, odd = _all_windows(cfg, codes)
+    train = np.asarray(cp.logits(cfg, params, jnp.asarray(windows), odd))
+    for s in range(cfg.first, COLUMNS):
+        exact = prior.logits_exact(codes, s, np.arange(len(codes)))
+        assert np.median(np.abs(exact - train[:, s - cfg.first])) < 0.05
 
 
 def test_prior_survives_the_model_file(fitted, shipped_codes, tmp_path):
@@ -106,23 +125,56 @@ def test_prior_survives_the_model_file(fitted, shipped_codes, tmp_path):
     back = cp.ContextPrior.from_arrays({k: np.asarray(v) for k, v in prior.to_arrays().items()})
     codes = shipped_codes
     assert back.config == prior.config
-    np.testing.assert_array_equal(back.tables(codes, 3, slice(None)).freqs,
-                                  prior.tables(codes, 3, slice(None)).freqs)
+    frames = np.arange(len(codes))
+    np.testing.assert_array_equal(back.tables(codes, 3, frames).freqs, prior.tables(codes, 3, frames).freqs)
+    assert back.content_id(8) == prior.content_id(8)
+    elsewhere = cp.ContextPrior.from_arrays(prior.to_arrays("retired0"), "retired0")
+    assert elsewhere.content_id(8) == prior.content_id(8)  # the id does not depend on where it is stored
     assert cp.ContextPrior.from_arrays({}) is None
     broken = dict(prior.to_arrays(), context_col=np.zeros((2, 3), np.int8))
     with pytest.raises(ValueError, match="do not fit"):
         cp.ContextPrior.from_arrays(broken)
 
 
-_SMALL = cp.ContextConfig(4, 16, embed=4, hidden=8)
-_SMALL_PRIOR = cp.ContextPrior.export(_SMALL, jax.device_get(cp.init_params(_SMALL, jax.random.key(1))))
+@pytest.mark.parametrize("fitted", [cp.SLOTS], indirect=True, ids=["lower"])
+def test_a_parity_prior_started_from_a_plain_one_codes_as_it_did(fitted, shipped_codes):
+    """init_params(start=...): the new slots start at zero, so every table the plain prior
+    gave is given again (codebook 0 gets a fresh output layer of its own)."""
+    cfg, _, prior, _ = fitted
+    wide = cp.ContextConfig(cfg.columns, cfg.codebook_size, cfg.embed, cfg.hidden, cp.PARITY_SLOTS)
+    started = cp.ContextPrior.export(wide, jax.device_get(cp.init_params(wide, jax.random.key(3), prior)))
+    codes = shipped_codes[:400]
+    t = np.arange(len(codes))
+    for s in range(1, COLUMNS):
+        for frames in (t[0::2], t[1::2]):
+            np.testing.assert_array_equal(started.tables(codes, s, frames).freqs, prior.tables(codes, s, frames).freqs)
+    with pytest.raises(ValueError, match="same codebooks"):
+        cp.init_params(cp.ContextConfig(cfg.columns, cfg.codebook_size, cfg.embed, 2 * cfg.hidden),
+                       jax.random.key(0), prior)
+
+
+def test_parity_slots_only_read_the_other_parity():
+    with pytest.raises(ValueError, match="odd offset"):
+        cp.ContextConfig(4, 16, slots=((1, 0), (0, 2)))
+    passes = [(s, t.tolist()) for s, t in cp.ContextConfig(4, 16, slots=cp.PARITY_SLOTS).passes(5, 2)]
+    assert passes == [(0, [0, 2, 4]), (0, [1, 3]), (1, [0, 2, 4]), (1, [1, 3])]
+    assert [(s, t.tolist()) for s, t in cp.ContextConfig(4, 16).passes(3, 3)] == [(1, [0, 1, 2]), (2, [0, 1, 2])]
+
+
+def _small(slots):
+    cfg = cp.ContextConfig(4, 16, embed=4, hidden=8, slots=slots)
+    return cp.ContextPrior.export(cfg, jax.device_get(cp.init_params(cfg, jax.random.key(1))))
+
+
+_SMALL_PRIOR = _small(cp.SLOTS)
+_SMALL_PARITY = _small(cp.PARITY_SLOTS)
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 2), st.integers(1, 30), st.integers(1, 4), st.integers(0, 2**32 - 1))
-def test_context_streams_round_trip_any_codes(channels, frames, columns, seed):
+@given(st.integers(1, 2), st.integers(1, 30), st.integers(1, 4), st.booleans(), st.integers(0, 2**32 - 1))
+def test_context_streams_round_trip_any_codes(channels, frames, columns, parity, seed):
     codes = np.random.default_rng(seed).integers(0, 16, (channels, frames, columns))
-    model = _model_with(_SMALL_PRIOR)
+    model = _model_with(_SMALL_PARITY if parity else _SMALL_PRIOR)
     data = audio_rvq._code_streams(model, codes, "context")
     np.testing.assert_array_equal(audio_rvq._decode_streams(model, data, codes.shape, "context"), codes)
     with pytest.raises(BitstreamError):
@@ -132,14 +184,15 @@ def test_context_streams_round_trip_any_codes(channels, frames, columns, seed):
 def _model_with(prior):
     """A stand-in for a model: what coding reads (counted priors, context prior)."""
     counted = CodePrior.fit(np.zeros((0, 4), np.int64), 16)
-    return SimpleNamespace(prior=counted, context=prior)
+    return SimpleNamespace(prior=counted, context=prior, context_for=lambda _: prior)
 
 
 @pytest.mark.parametrize("shape", [(1, 23, 4), (2, 11, 3), (3, 13, 2)])
-def test_long_inputs_split_into_blocks_that_decode_on_their_own(shape, monkeypatch):
+@pytest.mark.parametrize("prior", [_SMALL_PRIOR, _SMALL_PARITY], ids=["lower", "parity"])
+def test_long_inputs_split_into_blocks_that_decode_on_their_own(shape, prior, monkeypatch):
     monkeypatch.setattr(cp, "STREAM_SYMBOLS", 12)  # blocks of 3 to 6 frames
     codes = np.random.default_rng(sum(shape)).integers(0, 16, shape)
-    model = _model_with(_SMALL_PRIOR)
+    model = _model_with(prior)
     data = audio_rvq._code_streams(model, codes, "context")
     assert len(audio_rvq._context_blocks(shape)) > shape[0]
     np.testing.assert_array_equal(audio_rvq._decode_streams(model, data, shape, "context"), codes)

@@ -99,6 +99,16 @@ ATTACKS = [
     ("audio-context", _set(("frames",), 3_000_000)),
     ("audio-context", _set(("stages",), 24)),
     ("audio-context", _set(("prior",), "depth")),
+    ("audio-compact", _set(("n",), 200_000_000)),
+    ("audio-compact", _set(("n",), 1)),
+    ("audio-compact", _set(("r",), 1)),  # 2 s of samples at 1 Hz: more code frames than the codes hold
+    ("audio-compact", _set(("q",), [12])),
+    ("audio-compact", _set(("k",), 10**6)),
+    ("audio-compact", _set(("x",), "00000000")),
+    ("audio-compact", _set(("p",), "depth")),  # 'p' beside 'x'
+    ("audio-compact", _set(("p",), "context")),
+    ("audio-compact", _set(("frames",), 100)),  # a field the compact layout does not have
+    ("audio-compact", _set(("m",), None)),
     ("bytes", _set(("size",), "1")),
     ("bytes", _set(("size",), 10**12)),
     ("bytes", lambda h: json.dumps(h)[:-1] + ', "deep": ' + "[" * 2000 + "]" * 2000 + "}"),

@@ -115,7 +115,8 @@ class AudioModel:
     """A trained codec: config, float16-stored weights, codebooks and code prior.
     Factorized codes (``config.rvq.code_dim > 0``) add ``lookup``: {"w_in", "w_out",
     "codes"}; ``codebooks`` are then the codes projected up (what decoding adds).
-    ``context``: the optional context prior (``fit_context_prior``)."""
+    ``context``: the optional context prior (``fit_context_prior``); ``retired``: context
+    priors the model carried before, kept so that the files coded with them still decode."""
 
     config: AudioModelConfig
     encoder: list[np.ndarray]
@@ -126,6 +127,7 @@ class AudioModel:
     info: dict[str, Any] = field(default_factory=dict)
     lookup: dict[str, np.ndarray] | None = None
     context: ContextPrior | None = None
+    retired: tuple[ContextPrior, ...] = ()
 
     @property
     def sample_rate(self) -> int:
@@ -145,13 +147,20 @@ class AudioModel:
     def context_id(self) -> str | None:
         """Hash of the context prior, which files coded with it name beside the model id: a
         context prior added to a model later leaves the model id, and its older files, as they were."""
-        if self.context is None:
-            return None
-        h = hashlib.sha256()
-        arrays = self.context.to_arrays()
-        for k in sorted(arrays):
-            h.update(k.encode() + np.ascontiguousarray(arrays[k]).tobytes())
-        return h.hexdigest()[:CONTEXT_ID_CHARS]
+        return None if self.context is None else self.context.content_id(CONTEXT_ID_CHARS)
+
+    def context_for(self, context_id: str) -> ContextPrior | None:
+        """The context prior (current or retired) a file names, or None."""
+        for ctx in (self.context, *self.retired):
+            if ctx is not None and ctx.content_id(CONTEXT_ID_CHARS) == context_id:
+                return ctx
+        return None
+
+    def retire_context(self, new: ContextPrior) -> None:
+        """Code with `new` from now on; the current prior still decodes its files."""
+        if self.context is not None:
+            self.retired = (self.context, *self.retired)
+        self.context = new
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -162,7 +171,8 @@ class AudioModel:
                   **{f"enc_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.encoder)},
                   **{f"dec_{i:03d}": a.astype(np.float16) for i, a in enumerate(self.decoder)},
                   **{f"lookup_{k}": a.astype(np.float16) for k, a in (self.lookup or {}).items()},
-                  **self.prior.to_arrays(), **({} if self.context is None else self.context.to_arrays())}
+                  **self.prior.to_arrays(), **({} if self.context is None else self.context.to_arrays()),
+                  **{k: v for i, r in enumerate(self.retired) for k, v in r.to_arrays(f"retired{i}").items()}}
         return modelfile.save(path, meta, arrays)
 
     @staticmethod
@@ -174,8 +184,11 @@ class AudioModel:
             enc = [f32(d[k]) for k in sorted(k for k in d if k.startswith("enc_"))]
             dec = [f32(d[k]) for k in sorted(k for k in d if k.startswith("dec_"))]
             lookup = {k.removeprefix("lookup_"): f32(d[k]) for k in d if k.startswith("lookup_")} or None
+            retired = tuple(ContextPrior.from_arrays(d, f"retired{i}") for i in range(len(d))
+                            if f"retired{i}_emb" in d)
             model = AudioModel(cfg, enc, dec, f32(d["codebooks"]), CodePrior.from_arrays(d),
-                               meta.get("name", "model"), meta.get("info", {}), lookup, ContextPrior.from_arrays(d))
+                               meta.get("name", "model"), meta.get("info", {}), lookup, ContextPrior.from_arrays(d),
+                               retired)
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{path} is not a jaxcodec audio model: {exc}") from None
         model._check_shapes()
@@ -185,9 +198,9 @@ class AudioModel:
         enc_g, enc_def, dec_g, dec_def = _graphs(self.config)
         if enc_def.num_leaves != len(self.encoder) or dec_def.num_leaves != len(self.decoder):
             raise InputError("model weights do not match its config")
-        ctx = self.context
-        if ctx is not None and (ctx.config.columns, ctx.config.codebook_size) != (self.config.rvq.columns,
-                                                                                  self.config.rvq.codebook_size):
+        books = (self.config.rvq.columns, self.config.rvq.codebook_size)
+        if any(c is not None and (c.config.columns, c.config.codebook_size) != books
+               for c in (self.context, *self.retired)):
             raise InputError("the model's context prior does not match its codebooks")
         if (self.config.rvq.code_dim > 0) != (self.lookup is not None) or \
                 (self.lookup is not None and set(self.lookup) != {"w_in", "w_out", "codes"}):
@@ -360,12 +373,13 @@ def train(data: AudioFolder, cfg: AudioModelConfig, opts: TrainOptions, workdir:
     model.prior = fit_prior(model, data.train)
     if opts.context_steps and cfg.rvq.columns > 1:
         records: list[dict] = []
-        model.context = fit_context_prior(model, data.train, ContextOptions(steps=opts.context_steps, seed=opts.seed),
-                                          on_step=on_step, on_log=records.append)
-        model.info["context_prior"] = {"steps": opts.context_steps,
+        copts = ContextOptions(steps=opts.context_steps, seed=opts.seed)
+        t1 = time.perf_counter()
+        model.context = fit_context_prior(model, data.train, copts, on_step=on_step, on_log=records.append)
+        model.info["context_prior"] = {**context_info(copts, time.perf_counter() - t1),
                                        "bits_per_frame": round(records[-1]["bits_per_frame"], 2)}
-        log.info("context prior: %.1f bits a frame on the training codes, codebooks 1.. (nominal %d)",
-                 records[-1]["bits_per_frame"], (cfg.rvq.columns - 1) * cfg.rvq.bits_per_code)
+        log.info("context prior: %.1f bits a frame on the training codes (nominal %d)",
+                 records[-1]["bits_per_frame"], cfg.rvq.columns * cfg.rvq.bits_per_code)
     model.save(workdir)
     return model
 
@@ -425,26 +439,36 @@ class ContextOptions:
     lr: float = 3e-3
     embed: int = 16
     hidden: int = 64
+    parity: bool = True  # each codebook also sees its own codes at t-1, t+1 from odd frames
     seed: int = 0
 
 
+def context_info(opts: ContextOptions, seconds: float, started_from: str | None = None) -> dict[str, Any]:
+    """What a model file records of how its context prior was trained."""
+    return {"steps": opts.steps, "batch_size": opts.batch_size, "parity": opts.parity,
+            "train_seconds": round(seconds, 1), **({"started_from": started_from} if started_from else {})}
+
+
 def fit_context_prior(model: AudioModel, clips: list[np.ndarray], opts: ContextOptions = ContextOptions(), *,
-                      on_step: Callable | None = None, on_log: Callable | None = None) -> ContextPrior:
+                      start: ContextPrior | None = None, on_step: Callable | None = None,
+                      on_log: Callable | None = None) -> ContextPrior:
     """Train a context prior over the codes the model gives the clips (with the shared
-    trainer; minutes, so without checkpoints)."""
+    trainer; minutes, so without checkpoints), from scratch or from `start`."""
     rq = model.config.rvq
     if rq.columns < 2:
         raise InputError("a context prior needs at least two codebooks")
     codes = _clip_codes(model, clips)
     if not codes:
         raise InputError("no clip is long enough to give a code frame")
-    cfg = ContextConfig(rq.columns, rq.codebook_size, opts.embed, opts.hidden)
+    slots = context_prior.PARITY_SLOTS if opts.parity else context_prior.SLOTS
+    cfg = ContextConfig(rq.columns, rq.codebook_size, opts.embed, opts.hidden, slots)
 
     def loss_fn(params, window, key, step):
-        b = context_prior.bits(cfg, params, window)
+        odd = jax.random.bernoulli(key, 0.5, window.shape[:1])  # half the frames come in the odd pass
+        b = context_prior.bits(cfg, params, window, odd if cfg.parity else None)
         return jnp.mean(b), {"bits_per_frame": jnp.sum(jnp.mean(b, axis=0))}
 
-    trainer = Trainer(loss_fn, context_prior.init_params(cfg, jax.random.key(opts.seed)),
+    trainer = Trainer(loss_fn, context_prior.init_params(cfg, jax.random.key(opts.seed), start),
                       TrainConfig(steps=opts.steps, lr=opts.lr, warmup=0.02, seed=opts.seed),
                       context_prior.sampler(codes, cfg, opts.batch_size, opts.seed),
                       on_step=on_step, on_log=on_log)
@@ -479,17 +503,7 @@ def _code_streams(model: AudioModel, codes: np.ndarray, prior_kind: str) -> byte
         rows = np.broadcast_to(np.arange(q), codes.shape).reshape(-1)
         return coder.encode(codes.reshape(-1), model.prior.unigram_tables(q), rows)
     if prior_kind == "context":
-        first = model.prior.unigram_tables(1).freqs
-        streams = []
-        for ch, frames in _context_blocks(codes.shape):  # codebook 0 by its unigram, the others by context
-            block = codes[ch, frames]  # contexts stay inside the block: it decodes on its own
-            freqs = np.concatenate([first] + [model.context.tables(block, s, slice(None)).freqs
-                                              for s in range(1, q)])
-            n = block.shape[0]
-            rows = np.concatenate([np.zeros(n, np.int64), 1 + np.arange((q - 1) * n)])
-            streams.append(coder.encode(block.T.reshape(-1), CodingTables(freqs, 0, freqs.shape[1], escape=False),
-                                        rows))
-        return coder.join(streams)
+        return coder.join([_code_context_block(model, codes[ch, frames]) for ch, frames in _context_blocks(codes.shape)])
     parts = [coder.encode(codes[..., 0].reshape(-1), model.prior.unigram_tables(1))]
     for s in range(1, q):
         ctx, inverse = np.unique(codes[..., s - 1].reshape(-1), return_inverse=True)
@@ -497,25 +511,51 @@ def _code_streams(model: AudioModel, codes: np.ndarray, prior_kind: str) -> byte
     return b"".join(len(p).to_bytes(4, "little") + p for p in parts)
 
 
-def _decode_streams(model: AudioModel, data: bytes, shape: tuple[int, int, int], prior_kind: str) -> np.ndarray:
+def _code_context_block(model: AudioModel, block: np.ndarray) -> bytes:
+    """One stream of a block's codes [frames, stages], pass by pass (ContextConfig.passes);
+    codebook 0 by its counted unigram where the context prior does not code it."""
+    ctx = model.context
+    freqs, values, rows = [], [], []
+    if ctx.config.first:
+        freqs.append(model.prior.unigram_tables(1).freqs)
+        values.append(block[:, 0])
+        rows.append(np.zeros(block.shape[0], np.int64))
+    for s, t in ctx.config.passes(*block.shape):
+        rows.append(sum(len(f) for f in freqs) + np.arange(len(t)))
+        freqs.append(ctx.tables(block, s, t).freqs)
+        values.append(block[t, s])
+    freqs = np.concatenate(freqs)
+    return coder.encode(np.concatenate(values), CodingTables(freqs, 0, freqs.shape[1], escape=False),
+                        np.concatenate(rows))
+
+
+def _decode_context_block(model: AudioModel, ctx: ContextPrior, part: bytes, block: np.ndarray) -> None:
+    """Fills `block` [frames, stages] from one stream of _code_context_block."""
+    reader = coder.StreamReader(part, block.size)
+    if ctx.config.first:
+        block[:, 0] = reader.read(model.prior.unigram_tables(1), count=block.shape[0])
+    for s, t in ctx.config.passes(*block.shape):  # each pass's tables need the passes before it
+        tables = ctx.tables(block, s, t)
+        block[t, s] = reader.read(tables, np.arange(tables.count))
+    reader.finish()
+
+
+def _decode_streams(model: AudioModel, data: bytes, shape: tuple[int, int, int], prior_kind: str,
+                    context: str | None = None) -> np.ndarray:
+    """Codes [channels, frames, stages] from the streams of _code_streams; `context`: the id
+    of the context prior the file names (the model's current one when None)."""
     c, t, q = shape
     if prior_kind == "unigram":
         rows = np.broadcast_to(np.arange(q), shape).reshape(-1)
         return coder.decode(data, model.prior.unigram_tables(q), rows, dtype=np.int64).reshape(shape)
     out = np.zeros(shape, np.int64)
     if prior_kind == "context":
-        if model.context is None:
+        ctx = model.context if context is None else model.context_for(context)
+        if ctx is None:
             raise BitstreamError("this file was coded with a context prior; the model given has none")
         blocks = _context_blocks(shape)
-        first = model.prior.unigram_tables(1)
         for (ch, frames), part in zip(blocks, coder.split(data, len(blocks))):
-            block = out[ch, frames]  # a view: filled in place
-            reader = coder.StreamReader(part, block.size)
-            block[:, 0] = reader.read(first, count=block.shape[0])
-            for s in range(1, q):  # codebook by codebook: each one's tables need the ones below
-                tables = model.context.tables(block, s, slice(None))
-                block[:, s] = reader.read(tables, np.arange(tables.count))
-            reader.finish()
+            _decode_context_block(model, ctx, part, out[ch, frames])  # a view: filled in place
         return out
     pos = 0
     for s in range(q):
@@ -542,6 +582,7 @@ class EncodedAudio:
     codes: np.ndarray  # [channels, frames, stages], what the file holds
     nominal_kbps: float  # of the whole file, all channels
     duration_s: float
+    prior: str  # which of PRIORS coded the file (the smallest)
 
 
 DEFAULT_KBPS = 6.0  # `jaxcodec encode x.wav` without --kbps
@@ -566,23 +607,61 @@ def encode(model: AudioModel, samples: np.ndarray, sample_rate: int, kbps: float
     kinds = PRIORS if model.context is not None else ("unigram", "depth")
     streams = {kind: _code_streams(model, codes, kind) for kind in kinds}
     kind = min(streams, key=lambda k: len(streams[k]))
-    # Short prompts are a few kB: keep the header lean (model name and rate come with the model).
-    header = {"model": model.model_id, "sample_rate": sample_rate, "channels": int(samples.shape[1]),
-              "length": int(samples.shape[0]), "stages": int(codes.shape[2]), "frames": int(codes.shape[1]),
-              "prior": kind, **({"context": model.context_id} if kind == "context" else {})}
+    header = _compact_header(model, sample_rate, samples.shape, codes.shape[2], kind)
     duration = samples.shape[0] / sample_rate
     nominal = model.config.kbps(stages) * samples.shape[1]
-    return EncodedAudio(Container(CODEC_ID, header, {"codes": streams[kind]}), codes, nominal, duration)
+    return EncodedAudio(Container(CODEC_ID, header, {"codes": streams[kind]}), codes, nominal, duration, kind)
 
 
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
 
 
+DEFAULT_RATE = 16_000  # a compact header leaves out 'r' at this rate and 'k' for one channel
+# The compact header's keys (a 2-second prompt at 6 kbps is about 1.1 kB of codes, and the
+# spelled-out header was 140 bytes of it): m model id, n samples per channel, q codebooks,
+# r sample rate, k channels, p prior ('unigram' or 'depth'; absent with x), x the context
+# prior's id (the file uses the context prior). The code frames follow from n, r and the
+# model. Files written before it spell the fields out and keep decoding (_legacy_header).
+COMPACT_KEYS = {"m", "n", "q", "r", "k", "p", "x"}
+
+
+def _compact_header(model: AudioModel, sample_rate: int, shape: tuple[int, ...], stages: int, prior: str) -> dict:
+    h = {"m": model.model_id, "n": int(shape[0]), "q": int(stages)}
+    if sample_rate != DEFAULT_RATE:
+        h["r"] = int(sample_rate)
+    if shape[1] != 1:
+        h["k"] = int(shape[1])
+    h.update({"x": model.context_id} if prior == "context" else {"p": prior})
+    return h
+
+
 def _header(c: Container) -> dict:
-    """Header fields, each checked, and the output bounded by what the codes can hold."""
+    """Header fields, each checked, and the output bounded by what the codes can hold.
+    'frames' is None in a compact header: the model gives it (_frames)."""
     if c.codec != CODEC_ID:
         raise BitstreamError(f"this is a '{c.codec}' file, not {CODEC_ID} audio")
+    h, w = c.header, CODEC_ID
+    if not isinstance(h, dict) or "m" not in h:
+        return _legacy_header(c)
+    unknown = set(h) - COMPACT_KEYS
+    if unknown:
+        raise BitstreamError(f"{w} header has unknown fields {sorted(unknown)}: written by a newer jaxcodec?")
+    out = {"id": field_str(h, "m", w, max_len=64), "length": field_int(h, "n", 1, 1 << 40, w),
+           "stages": field_int(h, "q", 1, 1024, w), "frames": None,
+           "sr": field_int(h, "r", 1, MAX_SAMPLE_RATE, w) if "r" in h else DEFAULT_RATE,
+           "channels": field_int(h, "k", 1, MAX_CHANNELS, w) if "k" in h else 1}
+    if "x" in h:
+        if "p" in h:
+            raise BitstreamError(f"{w} header has both 'p' and 'x': a context-coded file has no 'p'")
+        out["prior"], out["context"] = "context", field_str(h, "x", w, max_len=CONTEXT_ID_CHARS)
+    else:
+        out["prior"], out["context"] = field_str(h, "p", w, ("unigram", "depth")), None
+    check_output_size(4.0 * out["channels"] * out["length"], len(c.section("codes")), "samples")
+    return out
+
+
+def _legacy_header(c: Container) -> dict:
     h, w = c.header, CODEC_ID
     out = {"id": field_str(h, "model", w, max_len=64), "sr": field_int(h, "sample_rate", 1, MAX_SAMPLE_RATE, w),
            "channels": field_int(h, "channels", 1, MAX_CHANNELS, w), "length": field_int(h, "length", 1, 1 << 40, w),
@@ -593,6 +672,22 @@ def _header(c: Container) -> dict:
     check_output_size(8.0 * out["channels"] * out["frames"] * out["stages"], coded, "codes")
     check_output_size(4.0 * out["channels"] * out["length"], coded, "samples")
     return out
+
+
+def _frames(model: AudioModel, h: dict, coded: int) -> int:
+    """Code frames per channel: encode() writes ceil(samples at the model rate / hop)."""
+    hop = model.config.seanet.hop
+    if h["frames"] is None:
+        frames = -(-round(h["length"] * model.sample_rate / h["sr"]) // hop)
+        if frames < 1:
+            raise BitstreamError(f"{CODEC_ID} header: {h['length']} samples at {h['sr']} Hz make no code frame")
+        check_output_size(8.0 * h["channels"] * frames * h["stages"], coded, "codes")
+        return frames
+    most = math.ceil((h["frames"] * hop + 1) * h["sr"] / model.sample_rate)
+    if not most - h["sr"] <= h["length"] <= most:
+        raise BitstreamError(f"{CODEC_ID} header field 'length' ({h['length']}) disagrees with its "
+                             f"{h['frames']} code frames")
+    return h["frames"]
 
 
 @decode_boundary(CODEC_ID)
@@ -606,7 +701,7 @@ def _check_model(model: AudioModel, h: dict) -> None:
     if h["id"] != model.model_id:
         raise BitstreamError(f"this file was encoded with audio model {h['id']}; the model given is "
                              f"'{model.name}' ({model.model_id}): pass the matching --model")
-    if h["context"] is not None and h["context"] != model.context_id:
+    if h["context"] is not None and model.context_for(h["context"]) is None:
         has = "none" if model.context is None else f"context prior {model.context_id}"
         raise BitstreamError(f"this file was coded with context prior {h['context']} of audio model {h['id']}; "
                              f"the model given has {has}: pass the model file it was encoded with")
@@ -616,7 +711,9 @@ def _decode_codes(model: AudioModel, c: Container, h: dict) -> np.ndarray:
     """After _check_model (which hashes the whole model: once a decode)."""
     if h["stages"] > model.config.rvq.columns or h["stages"] % model.config.rvq.groups:
         raise BitstreamError(f"file uses {h['stages']} codebooks: not a depth this model has")
-    return _decode_streams(model, c.section("codes"), (h["channels"], h["frames"], h["stages"]), h["prior"])
+    data = c.section("codes")
+    return _decode_streams(model, data, (h["channels"], _frames(model, h, len(data)), h["stages"]), h["prior"],
+                           h["context"])
 
 
 @decode_boundary(CODEC_ID)
@@ -624,11 +721,6 @@ def decode(model: AudioModel, c: Container) -> tuple[np.ndarray, int]:
     """Samples [N, C] at the original rate and length, from the file and its model."""
     h = _header(c)
     _check_model(model, h)  # before anything that depends on the model (its hop)
-    hop = model.config.seanet.hop
-    most = math.ceil((h["frames"] * hop + 1) * h["sr"] / model.sample_rate)
-    if not most - h["sr"] <= h["length"] <= most:  # encode() writes ceil(length / hop) frames
-        raise BitstreamError(f"{CODEC_ID} header field 'length' ({h['length']}) disagrees with its "
-                             f"{h['frames']} code frames")
     codes = _decode_codes(model, c, h)
     chans = []
     for ch in range(h["channels"]):
@@ -702,7 +794,7 @@ def _encode_command(args: argparse.Namespace, progress: Progress) -> str:
     seconds = time.perf_counter() - t0
     actual = 8 * size / result.duration_s / 1000
     return (f"wrote {args.output}: {size:,} bytes, {actual:.2f} kbps actual / {result.nominal_kbps:g} kbps nominal "
-            f"({100 * (1 - actual / result.nominal_kbps):.1f}% saved by the {result.container.header['prior']} "
+            f"({100 * (1 - actual / result.nominal_kbps):.1f}% saved by the {result.prior} "
             f"prior), {result.duration_s:.2f} s of audio in {seconds:.2f} s")
 
 

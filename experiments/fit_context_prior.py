@@ -49,11 +49,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=audio_rvq.ContextOptions.lr)
     ap.add_argument("--embed", type=int, default=audio_rvq.ContextOptions.embed)
     ap.add_argument("--hidden", type=int, default=audio_rvq.ContextOptions.hidden)
-    ap.add_argument("--no-parity", action="store_true",
-                    help="lower codebooks only (the prior shipped before); default: also each codebook's own "
-                         "codes at t-1, t+1, coded in an even and an odd pass")
-    ap.add_argument("--fresh", action="store_true",
-                    help="start from random weights, not from the model's current context prior")
+    ap.add_argument("--time-levels", type=int, default=audio_rvq.ContextOptions.time_levels,
+                    help="dyadic passes in which each codebook also sees its own codes (0: lower codebooks only, "
+                         "as the first shipped prior)")
+    ap.add_argument("--start", default="model",
+                    help="whose context prior training starts from: 'model' (the model's own), 'none' (random "
+                         "weights) or another model file of the same codec (an earlier run)")
     ap.add_argument("--out", default="runs/context", help="folder for model.npz")
     ap.add_argument("--ship", action="store_true", help="copy the model to jaxcodec/assets/speech16k.npz")
     args = ap.parse_args()
@@ -63,15 +64,17 @@ def main() -> None:
     print(f"{len(train)} training prompts ({sum(map(len, train)) / model.sample_rate / 60:.1f} min), "
           f"{len(seen)} held-back prompts of the same speakers")
     opts = audio_rvq.ContextOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, embed=args.embed,
-                                    hidden=args.hidden, parity=not args.no_parity)
-    start = None if args.fresh else model.context
+                                    hidden=args.hidden, time_levels=args.time_levels)
+    start = {"model": model.context, "none": None}.get(args.start)
+    if args.start not in ("model", "none"):
+        start = audio_rvq.resolve_model(args.start).context
     t0 = time.perf_counter()
     bar = ProgressBar("context prior")
     new = audio_rvq.fit_context_prior(model, train, opts, start=start, on_step=bar.step, on_log=bar.log)
     seconds = time.perf_counter() - t0
-    before = model.context_id
     model.retire_context(new)  # files coded with the prior it had keep decoding
-    model.info["context_prior"] = audio_rvq.context_info(opts, seconds, before if start is not None else None)
+    model.info["context_prior"] = audio_rvq.context_info(
+        opts, seconds, start.content_id(audio_rvq.CONTEXT_ID_CHARS) if start is not None else None)
     out = model.save(Path(args.out))
     print(f"trained {args.steps} steps in {seconds:.0f} s; saved {out} (model {model.model_id}, "
           f"context prior {model.context_id}; {len(model.retired)} retired prior(s) kept for older files)")

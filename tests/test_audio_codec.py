@@ -117,7 +117,7 @@ def test_a_replaced_context_prior_still_decodes_its_files(trained, bunny_folder,
     header = audio_rvq._compact_header(model, sr, (6000, 1), codes.shape[2], "context")
     before = container.Container(audio_rvq.CODEC_ID, header, {"codes": audio_rvq._code_streams(model, codes, "context")})
     ctx = model.context
-    cfg = replace(ctx.config, slots=context_prior.PARITY_SLOTS)
+    cfg = replace(ctx.config, slots=context_prior.SLOTS + context_prior.own_slots(2), time_levels=2)
     newer = context_prior.ContextPrior.export(cfg, jax.device_get(context_prior.init_params(cfg, jax.random.key(1))))
     changed = replace(model, context=ctx, retired=())
     changed.retire_context(newer)
@@ -227,7 +227,7 @@ def test_group_residual_model_codes_and_decodes_through_a_file(bunny_folder, tmp
     opts = audio_rvq.TrainOptions(steps=3, batch_size=2, crop_seconds=0.32, eval_every=0, checkpoint_every=0,
                                   context_steps=5)
     model = audio_rvq.train(data, cfg, opts, tmp_path, "grvq")
-    assert cfg.trained_kbps() == [0.6, 1.8]  # levels x 2 groups x 6 bits x 50 frames/s
+    assert cfg.trained_kbps() == [0.6, 1.8]  # time_levels x 2 groups x 6 bits x 50 frames/s
     x, sr = read_audio(bunny_folder / "b.wav")
     enc = audio_rvq.encode(model, x[:9000], sr, kbps=0.6)
     assert enc.codes.shape[2] == 2 and enc.container.header["q"] == 2

@@ -33,12 +33,13 @@ def shipped_codes():
     return codes
 
 
-@pytest.fixture(scope="module", params=[cp.SLOTS, cp.PARITY_SLOTS], ids=["lower", "parity"])
+@pytest.fixture(scope="module", params=[0, 2], ids=["lower", "levels2"])
 def fitted(shipped_codes, request):
     """A small prior trained on those codes (the property tested is that training's bits
-    are the coder's, so it trains and codes the same clip); with the parity slots too."""
+    are the coder's, so it trains and codes the same clip); also with own-codebook passes."""
     codes = shipped_codes
-    cfg = cp.ContextConfig(COLUMNS, 1024, embed=8, hidden=16, slots=request.param)
+    levels = request.param
+    cfg = cp.ContextConfig(COLUMNS, 1024, embed=8, hidden=16, slots=cp.SLOTS + cp.own_slots(levels), time_levels=levels)
     sample = cp.sampler([codes], cfg, 128, seed=0)
     tx = optax.adam(3e-3)
     params = cp.init_params(cfg, jax.random.key(0))
@@ -46,8 +47,8 @@ def fitted(shipped_codes, request):
 
     @jax.jit
     def step(params, state, window, key):
-        odd = jax.random.bernoulli(key, 0.5, window.shape[:1])
-        loss, grads = jax.value_and_grad(lambda p: jnp.mean(cp.bits(cfg, p, window, odd)))(params)
+        phase = jax.random.randint(key, window.shape[:1], 0, 1 << cfg.time_levels)
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean(cp.bits(cfg, p, window, phase)))(params)
         updates, state = tx.update(grads, state)
         return optax.apply_updates(params, updates), state, loss
 
@@ -59,9 +60,9 @@ def fitted(shipped_codes, request):
 
 
 def _all_windows(cfg, codes):
-    """Every frame's window, and whether the frame is coded in the odd pass."""
+    """Every frame's window, and its phase (index mod 2^time_levels)."""
     joined, rows = cp.windows([codes], cfg.reach, cfg.codebook_size)
-    return joined[rows[:, None] + np.arange(-cfg.reach, cfg.reach + 1)], np.arange(len(rows)) % 2 == 1
+    return joined[rows[:, None] + np.arange(-cfg.reach, cfg.reach + 1)], np.arange(len(rows)) % (1 << cfg.time_levels)
 
 
 def _coded_in_passes(prior, codes):
@@ -79,8 +80,8 @@ def test_training_lowers_the_bits_below_the_nominal_rate(fitted):
 def test_training_bits_match_the_coders_bits(fitted, shipped_codes):
     cfg, params, prior, _ = fitted
     codes = shipped_codes
-    windows, odd = _all_windows(cfg, codes)
-    trained = float(jnp.sum(cp.bits(cfg, params, jnp.asarray(windows), odd)))
+    windows, phase = _all_windows(cfg, codes)
+    trained = float(jnp.sum(cp.bits(cfg, params, jnp.asarray(windows), phase)))
     freqs, values = _coded_in_passes(prior, codes)
     assert len(values) == len(codes) * (COLUMNS - cfg.first)
     ideal = float(-np.log2(freqs[np.arange(len(values)), values] / 65536.0).sum())
@@ -97,12 +98,12 @@ def test_tables_read_only_lower_columns_and_frames_in_any_block(fitted, shipped_
     codes = shipped_codes
     rng = np.random.default_rng(0)
     t = np.arange(len(codes))
-    for pass_frames in ([t] if not cfg.parity else [t[0::2], t[1::2]]):
+    rank = cp.pass_rank(t, cfg.time_levels)
+    for r in range(cfg.time_levels + 1):
+        pass_frames = t[rank == r]
         unknown = np.zeros(codes.shape, bool)
         unknown[:, 3:] = True
-        unknown[:, 2] = True
-        if pass_frames[0] % 2 == 1:
-            unknown[t % 2 == 0, 2] = False  # the odd pass comes after the even one
+        unknown[:, 2] = rank >= r  # this pass and the later ones of codebook 2
         scrambled = np.where(unknown, rng.integers(0, 1024, codes.shape), codes)
         whole = prior.tables(codes, 2, pass_frames).freqs
         np.testing.assert_array_equal(prior.tables(scrambled, 2, pass_frames).freqs, whole)
@@ -113,8 +114,8 @@ def test_tables_read_only_lower_columns_and_frames_in_any_block(fitted, shipped_
 def test_exact_logits_follow_the_training_forward(fitted, shipped_codes):
     cfg, params, prior, _ = fitted
     codes = shipped_codes
-    windows, odd = _all_windows(cfg, codes)
-    train = np.asarray(cp.logits(cfg, params, jnp.asarray(windows), odd))
+    windows, phase = _all_windows(cfg, codes)
+    train = np.asarray(cp.logits(cfg, params, jnp.asarray(windows), phase))
     for s in range(cfg.first, COLUMNS):
         exact = prior.logits_exact(codes, s, np.arange(len(codes)))
         assert np.median(np.abs(exact - train[:, s - cfg.first])) < 0.05
@@ -136,45 +137,51 @@ def test_prior_survives_the_model_file(fitted, shipped_codes, tmp_path):
         cp.ContextPrior.from_arrays(broken)
 
 
-@pytest.mark.parametrize("fitted", [cp.SLOTS], indirect=True, ids=["lower"])
-def test_a_parity_prior_started_from_a_plain_one_codes_as_it_did(fitted, shipped_codes):
+@pytest.mark.parametrize("fitted", [0], indirect=True, ids=["lower"])
+def test_a_prior_with_own_codebook_slots_started_from_a_plain_one_codes_as_it_did(fitted, shipped_codes):
     """init_params(start=...): the new slots start at zero, so every table the plain prior
     gave is given again (codebook 0 gets a fresh output layer of its own)."""
     cfg, _, prior, _ = fitted
-    wide = cp.ContextConfig(cfg.columns, cfg.codebook_size, cfg.embed, cfg.hidden, cp.PARITY_SLOTS)
+    wide = cp.ContextConfig(cfg.columns, cfg.codebook_size, cfg.embed, cfg.hidden, cp.SLOTS + cp.own_slots(2), 2)
     started = cp.ContextPrior.export(wide, jax.device_get(cp.init_params(wide, jax.random.key(3), prior)))
     codes = shipped_codes[:400]
     t = np.arange(len(codes))
     for s in range(1, COLUMNS):
-        for frames in (t[0::2], t[1::2]):
+        for frames in (t[0::4], t[2::4], t[1::2]):
             np.testing.assert_array_equal(started.tables(codes, s, frames).freqs, prior.tables(codes, s, frames).freqs)
     with pytest.raises(ValueError, match="same codebooks"):
         cp.init_params(cp.ContextConfig(cfg.columns, cfg.codebook_size, cfg.embed, 2 * cfg.hidden),
                        jax.random.key(0), prior)
 
 
-def test_parity_slots_only_read_the_other_parity():
-    with pytest.raises(ValueError, match="odd offset"):
+def test_own_codebook_passes_are_dyadic():
+    with pytest.raises(ValueError, match="need time_levels"):
         cp.ContextConfig(4, 16, slots=((1, 0), (0, 2)))
-    passes = [(s, t.tolist()) for s, t in cp.ContextConfig(4, 16, slots=cp.PARITY_SLOTS).passes(5, 2)]
+    with pytest.raises(ValueError, match="its own at another frame"):
+        cp.ContextConfig(4, 16, slots=((1, 0), (0, 0)), time_levels=1)
+    assert cp.pass_rank(np.arange(9), 2).tolist() == [0, 2, 1, 2, 0, 2, 1, 2, 0]
+    assert cp.own_slots(2) == ((0, -1), (0, 1), (0, -2), (0, 2))
+    passes = [(s, t.tolist()) for s, t in cp.ContextConfig(4, 16, slots=cp.own_slots(1), time_levels=1).passes(5, 2)]
     assert passes == [(0, [0, 2, 4]), (0, [1, 3]), (1, [0, 2, 4]), (1, [1, 3])]
+    passes = [(s, t.tolist()) for s, t in cp.ContextConfig(4, 16, slots=cp.own_slots(2), time_levels=2).passes(6, 1)]
+    assert passes == [(0, [0, 4]), (0, [2]), (0, [1, 3, 5])]
     assert [(s, t.tolist()) for s, t in cp.ContextConfig(4, 16).passes(3, 3)] == [(1, [0, 1, 2]), (2, [0, 1, 2])]
 
 
-def _small(slots):
-    cfg = cp.ContextConfig(4, 16, embed=4, hidden=8, slots=slots)
+def _small(time_levels):
+    cfg = cp.ContextConfig(4, 16, embed=4, hidden=8, slots=cp.SLOTS + cp.own_slots(time_levels), time_levels=time_levels)
     return cp.ContextPrior.export(cfg, jax.device_get(cp.init_params(cfg, jax.random.key(1))))
 
 
-_SMALL_PRIOR = _small(cp.SLOTS)
-_SMALL_PARITY = _small(cp.PARITY_SLOTS)
+_SMALL_PRIOR = _small(0)
+_SMALL_PASSES = _small(2)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 2), st.integers(1, 30), st.integers(1, 4), st.booleans(), st.integers(0, 2**32 - 1))
-def test_context_streams_round_trip_any_codes(channels, frames, columns, parity, seed):
+def test_context_streams_round_trip_any_codes(channels, frames, columns, own, seed):
     codes = np.random.default_rng(seed).integers(0, 16, (channels, frames, columns))
-    model = _model_with(_SMALL_PARITY if parity else _SMALL_PRIOR)
+    model = _model_with(_SMALL_PASSES if own else _SMALL_PRIOR)
     data = audio_rvq._code_streams(model, codes, "context")
     np.testing.assert_array_equal(audio_rvq._decode_streams(model, data, codes.shape, "context"), codes)
     with pytest.raises(BitstreamError):
@@ -188,7 +195,7 @@ def _model_with(prior):
 
 
 @pytest.mark.parametrize("shape", [(1, 23, 4), (2, 11, 3), (3, 13, 2)])
-@pytest.mark.parametrize("prior", [_SMALL_PRIOR, _SMALL_PARITY], ids=["lower", "parity"])
+@pytest.mark.parametrize("prior", [_SMALL_PRIOR, _SMALL_PASSES], ids=["lower", "levels2"])
 def test_long_inputs_split_into_blocks_that_decode_on_their_own(shape, prior, monkeypatch):
     monkeypatch.setattr(cp, "STREAM_SYMBOLS", 12)  # blocks of 3 to 6 frames
     codes = np.random.default_rng(sum(shape)).integers(0, 16, shape)

@@ -439,13 +439,13 @@ class ContextOptions:
     lr: float = 3e-3
     embed: int = 16
     hidden: int = 64
-    parity: bool = True  # each codebook also sees its own codes at t-1, t+1 from odd frames
+    time_levels: int = 2  # ContextConfig.time_levels: passes in which a codebook sees its own codes (0: none)
     seed: int = 0
 
 
 def context_info(opts: ContextOptions, seconds: float, started_from: str | None = None) -> dict[str, Any]:
     """What a model file records of how its context prior was trained."""
-    return {"steps": opts.steps, "batch_size": opts.batch_size, "parity": opts.parity,
+    return {"steps": opts.steps, "batch_size": opts.batch_size, "time_levels": opts.time_levels,
             "train_seconds": round(seconds, 1), **({"started_from": started_from} if started_from else {})}
 
 
@@ -460,12 +460,12 @@ def fit_context_prior(model: AudioModel, clips: list[np.ndarray], opts: ContextO
     codes = _clip_codes(model, clips)
     if not codes:
         raise InputError("no clip is long enough to give a code frame")
-    slots = context_prior.PARITY_SLOTS if opts.parity else context_prior.SLOTS
-    cfg = ContextConfig(rq.columns, rq.codebook_size, opts.embed, opts.hidden, slots)
+    cfg = ContextConfig(rq.columns, rq.codebook_size, opts.embed, opts.hidden,
+                        context_prior.SLOTS + context_prior.own_slots(opts.time_levels), opts.time_levels)
 
     def loss_fn(params, window, key, step):
-        odd = jax.random.bernoulli(key, 0.5, window.shape[:1])  # half the frames come in the odd pass
-        b = context_prior.bits(cfg, params, window, odd if cfg.parity else None)
+        phase = jax.random.randint(key, window.shape[:1], 0, 1 << cfg.time_levels)  # each pass as often as coded
+        b = context_prior.bits(cfg, params, window, phase)
         return jnp.mean(b), {"bits_per_frame": jnp.sum(jnp.mean(b, axis=0))}
 
     trainer = Trainer(loss_fn, context_prior.init_params(cfg, jax.random.key(opts.seed), start),

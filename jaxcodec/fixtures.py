@@ -20,7 +20,7 @@ from jaxcodec import container
 from jaxcodec.codecs import load_codecs
 
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data"
-NAMES = ("bytes", "nerv", "hnerv", "audio", "image", "audio-context", "audio-compact")
+NAMES = ("bytes", "nerv", "hnerv", "audio", "image", "audio-context", "audio-compact", "audio-levels")
 
 
 def decode_fixture(c: container.Container) -> np.ndarray:
@@ -70,6 +70,8 @@ def make_fixtures(folder: Path = FIXTURE_DIR, names: tuple[str, ...] = NAMES) ->
                                                                  samples[3 * sr:4 * sr, :1], sr, 6.0)),
         "audio-compact": lambda: _context_coded(audio_rvq.encode(audio_rvq.resolve_model(None),
                                                                  samples[4 * sr:6 * sr, :1], sr, 6.0)),
+        "audio-levels": lambda: _context_coded(audio_rvq.encode(audio_rvq.resolve_model(None),
+                                                                samples[1 * sr:3 * sr, 1:2], sr, 6.0)),
         "image": lambda: image_ls.encode(image_ls.resolve_model(None), photo, 3).container,
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,8 @@ ATTACKS = [
     ("audio-compact", _set(("p",), "context")),
     ("audio-compact", _set(("frames",), 100)),  # a field the compact layout does not have
     ("audio-compact", _set(("m",), None)),
+    ("audio-compact", _set(("x",), "8565aa73")),  # another prior of the model: the stream's end state disagrees
+    ("audio-levels", _set(("x",), "c4df2fd0")),
     ("bytes", _set(("size",), "1")),
     ("bytes", _set(("size",), 10**12)),
     ("bytes", lambda h: json.dumps(h)[:-1] + ', "deep": ' + "[" * 2000 + "]" * 2000 + "}"),

@@ -65,9 +65,14 @@ def main() -> None:
           f"{len(seen)} held-back prompts of the same speakers")
     opts = audio_rvq.ContextOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, embed=args.embed,
                                     hidden=args.hidden, time_levels=args.time_levels)
-    start = {"model": model.context, "none": None}.get(args.start)
-    if args.start not in ("model", "none"):
+    if args.start == "model":
+        start = model.context
+    elif args.start == "none":
+        start = None
+    else:
         start = audio_rvq.resolve_model(args.start).context
+        if start is None:
+            raise SystemExit(f"--start {args.start}: that model has no context prior to start from")
     t0 = time.perf_counter()
     bar = ProgressBar("context prior")
     new = audio_rvq.fit_context_prior(model, train, opts, start=start, on_step=bar.step, on_log=bar.log)

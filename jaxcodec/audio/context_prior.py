@@ -25,6 +25,7 @@ the tables' 16-bit quantization.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,10 +41,14 @@ from jaxcodec.entropy.tables import CodingTables
 
 # (codebooks below, frame offset) of each context slot
 SLOTS: tuple[tuple[int, int], ...] = ((1, -2), (1, -1), (1, 0), (1, 1), (1, 2), (2, -1), (2, 0), (2, 1), (3, 0))
+EMBED_SCALE = 16.0  # a float embedding parameter e stores as the integer round(16 e)
+EMBED_MAX = 127
+CATEGORICAL = Categorical()  # training's bits from logits, coding's tables from the exact softmax
+STREAM_SYMBOLS = 16384  # codes per coded stream at most: bounds the per-symbol tables of long files
 
 
 def own_slots(time_levels: int) -> tuple[tuple[int, int], ...]:
-    """Slots on a codebook's own codes (0 below) for `time_levels` dyadic time_levels: t +- 1, 2, 4, ..."""
+    """Slots on a codebook's own codes (0 below) for `time_levels` dyadic levels: t +- 1, 2, 4, ..."""
     return tuple((0, sign * (1 << k)) for k in range(time_levels) for sign in (-1, 1))
 
 
@@ -54,10 +59,6 @@ def pass_rank(t, time_levels: int, xp=np):
     for k in range(1, time_levels + 1):
         rank = xp.where(m % (1 << k) == 0, time_levels - k, rank)
     return rank
-EMBED_SCALE = 16.0  # a float embedding parameter e stores as the integer round(16 e)
-EMBED_MAX = 127
-CATEGORICAL = Categorical()  # training's bits from logits, coding's tables from the exact softmax
-STREAM_SYMBOLS = 16384  # codes per coded stream at most: bounds the per-symbol tables of long files
 
 
 @dataclass(frozen=True)
@@ -243,13 +244,18 @@ class ContextPrior:
                 f"{prefix}_col": self.col,
                 **{f"{prefix}_{k}_{n}": v for k, layer in self.layers.items() for n, v in layer.items()}}
 
-    def content_id(self, chars: int) -> str:
-        """Hash of the stored arrays (under their usual names, wherever a model file keeps them)."""
+    @functools.cached_property
+    def _digest(self) -> str:
         h = hashlib.sha256()
         arrays = self.to_arrays()
         for k in sorted(arrays):
             h.update(k.encode() + np.ascontiguousarray(arrays[k]).tobytes())
-        return h.hexdigest()[:chars]
+        return h.hexdigest()
+
+    def content_id(self, chars: int) -> str:
+        """Hash of the stored arrays (under their usual names, wherever a model file keeps
+        them), computed once: encode names it in every file, decode looks priors up by it."""
+        return self._digest[:chars]
 
     @staticmethod
     def from_arrays(d: dict[str, np.ndarray], prefix: str = "context") -> ContextPrior | None:

@@ -34,7 +34,7 @@ from jaxcodec.audio.prior import CodePrior
 from jaxcodec.audio.seanet import SEANetConfig, SEANetDecoder, SEANetEncoder
 from jaxcodec.codecs import CodecEntry, Command, Progress, decode_boundary, options_from_args, register
 from jaxcodec.container import Container, check_output_size, field_int, field_str
-from jaxcodec.data.audio import AudioFolder, read_audio, resample, write_audio
+from jaxcodec.data.audio import AudioFolder, read_audio, resample, resampled_length, write_audio
 from jaxcodec.data.media import cli_type
 from jaxcodec.entropy import coder
 from jaxcodec.entropy.tables import CodingTables
@@ -503,7 +503,8 @@ def _code_streams(model: AudioModel, codes: np.ndarray, prior_kind: str) -> byte
         rows = np.broadcast_to(np.arange(q), codes.shape).reshape(-1)
         return coder.encode(codes.reshape(-1), model.prior.unigram_tables(q), rows)
     if prior_kind == "context":
-        return coder.join([_code_context_block(model, codes[ch, frames]) for ch, frames in _context_blocks(codes.shape)])
+        blocks = _context_blocks(codes.shape)
+        return coder.join([_code_context_block(model, codes[ch, frames]) for ch, frames in blocks])
     parts = [coder.encode(codes[..., 0].reshape(-1), model.prior.unigram_tables(1))]
     for s in range(1, q):
         ctx, inverse = np.unique(codes[..., s - 1].reshape(-1), return_inverse=True)
@@ -678,7 +679,7 @@ def _frames(model: AudioModel, h: dict, coded: int) -> int:
     """Code frames per channel: encode() writes ceil(samples at the model rate / hop)."""
     hop = model.config.seanet.hop
     if h["frames"] is None:
-        frames = -(-round(h["length"] * model.sample_rate / h["sr"]) // hop)
+        frames = -(-resampled_length(h["length"], h["sr"], model.sample_rate) // hop)
         if frames < 1:
             raise BitstreamError(f"{CODEC_ID} header: {h['length']} samples at {h['sr']} Hz make no code frame")
         check_output_size(8.0 * h["channels"] * frames * h["stages"], coded, "codes")

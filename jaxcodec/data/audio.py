@@ -56,6 +56,12 @@ def write_audio(path: str | Path, samples: np.ndarray, sample_rate: int) -> None
         sf.write(tmp, np.clip(samples, -1.0, 1.0), sample_rate, subtype=AUDIO_OUTPUTS[suffix])
 
 
+def resampled_length(n: int, sr_in: int, sr_out: int) -> int:
+    """Samples that `resample` gives for n input samples (the audio decoder counts code
+    frames with it, so it must stay resample's own rule)."""
+    return n if sr_in == sr_out else int(round(n * sr_out / sr_in))
+
+
 def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     """Band-limited resampling of [N] or [N, C] float samples to round(N * sr_out / sr_in).
 
@@ -69,7 +75,7 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     if sr_in == sr_out:
         return x.astype(np.float32, copy=False)
     g = math.gcd(int(sr_in), int(sr_out))
-    n_out = int(round(x.shape[0] * sr_out / sr_in))
+    n_out = resampled_length(x.shape[0], sr_in, sr_out)
     y = resample_poly(np.asarray(x, np.float64), sr_out // g, sr_in // g, axis=0)
     if y.shape[0] < n_out:
         y = np.concatenate([y, np.zeros((n_out - y.shape[0], *y.shape[1:]))])

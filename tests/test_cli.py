@@ -143,5 +143,7 @@ def test_tiny_odd_video_encodes_and_evaluates(tmp_path, capsys):
     assert main(["encode", str(tmp_path / "tiny"), "-o", out, "--inr", "nerv", "--params", "1k",
                  "--epochs", "2"]) == 0
     assert "smallest nerv" in _err(capsys)  # the budget could not be honoured, and it says so
+    assert main(["info", out]) == 0  # no --lambda: the family's, recorded in the file
+    assert "2 epochs, lambda 0.002" in capsys.readouterr().out
     assert main(["eval", str(tmp_path / "tiny"), out, "--json"]) == 0
     assert '"ms_ssim"' in capsys.readouterr().out

@@ -149,8 +149,9 @@ def _pack_share(coded: list[_Coded]) -> bytes:
 
 def _unpack_share(data: bytes) -> list[_Coded]:
     c = unpack(data, [SHARE_ID])
-    return [_Coded(g["index"], INRConfig.from_json(g["model"]), g["size"], g["entry"], c.section(f"g{g['index']}.steps"),
-                   c.section(f"g{g['index']}.symbols"), GroupStats(**g["stats"])) for g in c.header["groups"]]
+    return [_Coded(g["index"], INRConfig.from_json(g["model"]), g["size"], g["entry"],
+                   c.section(f"g{g['index']}.steps"), c.section(f"g{g['index']}.symbols"), GroupStats(**g["stats"]))
+            for g in c.header["groups"]]
 
 
 def encode(groups: Iterable[np.ndarray], opts: single.EncodeOptions, gop: int, fps: float = 25.0,
@@ -230,7 +231,8 @@ def _assemble(coded: list[_Coded], opts: single.EncodeOptions, gop: int, fps: fl
         raise InputError("the chains left a gap in the video: a chain ended before its last group")
     if 2 * len(coded) > MAX_SECTIONS:
         raise InputError(f"more than {MAX_SECTIONS // 2} groups: use a larger --gop")
-    if any(x.stats.frames != gop for x in coded[:-1]) or any((x.config, x.size) != (coded[0].config, coded[0].size) for x in coded):
+    first = (coded[0].config, coded[0].size)
+    if any(x.stats.frames != gop for x in coded[:-1]) or any((x.config, x.size) != first for x in coded):
         raise InputError("groups must share one frame size, and only the last may be shorter than --gop")
     full = coded[0].config
     sections = {f"g{x.index}.{name}": data for x in coded for name, data in (("steps", x.steps),
@@ -241,7 +243,7 @@ def _assemble(coded: list[_Coded], opts: single.EncodeOptions, gop: int, fps: fl
               KEY: {"size": gop, "groups": [x.entry for x in coded]}, "source": source or {},
               "encoder": {"model": opts.inr, "params": stored_param_count(full), "epochs": opts.epochs,
                           "later_epochs": later_epochs or opts.epochs, "chains": chains, "residual": residual,
-                          "lambda": opts.lam,
+                          "lambda": opts.rate_weight,
                           "seed": opts.seed, "prune": opts.prune}}
     return GopResult(Container(single.CODEC_ID, header, sections), [x.stats for x in coded], full)
 

@@ -68,7 +68,14 @@ EMBED_GAIN = 10.0
 # HNeRV's encoder freezes after a fifth of the epochs (32 frames at 320x160, 0.1M, 40 epochs): Bunny -0.08 dB at
 # 0.5% less rate; bikes.mp4 23.43 dB where the encoder training throughout stalled at 14.97 dB.
 FREEZE_ENCODER = 0.2
-BITS_PER_PARAM = 5.5  # what files spend per stored parameter at lambda 0.002 with learned steps: sizes --bpp
+# lambda per family (it weighs bits per pixel against the family's distortion, for HiNeRV L1 + MS-SSIM, not MSE).
+# HiNeRV on 32 frames at 320x160, 30 epochs, 0.025-0.4M: lambda 0.018 gave BD-rate -20.1% against 0.002 on Bunny
+# (0.05: -20.3%, but it flattens above 0.2M: 0.4M reaches 25.01 dB where 0.018 reaches 25.69), and on bikes.mp4
+# 0.1M at 0.018 sat 0.54 dB above the curve that 0.05M and 0.2M trace at 0.002 (0.05: 0.32 dB).
+FAMILY_LAMBDA = {"hnerv": 0.002, "nerv": 0.002, "hinerv": 0.018}
+# what files spend per stored parameter (32 Bunny frames, 30 epochs: HNeRV 3.8-5.8 at lambda 0.002, HiNeRV 7.5 at
+# 25k falling to 2.3 at 0.4M at 0.018): sizes the network for --bpp, and the export's step search lands the rate
+BITS_PER_PARAM = 5.5
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class EncodeOptions:
     inr: str = "hnerv"
     params: float = 0.3e6  # stored parameters: decoder (+ HNeRV embeddings)
     epochs: int = 300
-    lam: float = 0.002  # loss = distortion + lam * bits per pixel
+    lam: float | None = None  # loss = distortion + lam * bits per pixel; None: the family's (FAMILY_LAMBDA)
     batch_size: int | None = None  # frames (or patches) per step; None: the family's (FAMILY_BATCH)
     lr: float | None = None  # peak learning rate; None: the family's (FAMILY_TRAINING)
     seed: int = 0
@@ -107,7 +114,8 @@ class EncodeOptions:
             raise InputError("--epochs and --batch-size must be at least 1")
         if not 0.0 <= self.prune < 1.0 or (self.prune > 0 and self.prune_epochs < 1) or self.prune_epochs < 0:
             raise InputError("--prune is a fraction in [0, 1) and needs --prune-epochs >= 1 of fine-tuning")
-        if not (math.isfinite(self.params) and self.params > 0 and math.isfinite(self.lam) and self.lam >= 0
+        if not (math.isfinite(self.params) and self.params > 0
+                and (self.lam is None or (math.isfinite(self.lam) and self.lam >= 0))
                 and (self.lr is None or (math.isfinite(self.lr) and self.lr > 0))
                 and (self.grad_clip is None or self.grad_clip >= 0)
                 and (self.step_lr is None or (math.isfinite(self.step_lr) and self.step_lr > 0))):
@@ -126,6 +134,11 @@ class EncodeOptions:
             raise InputError("--patch trains HiNeRV on patches; nerv and hnerv train on whole frames")
         if self.condition and self.inr == "hinerv":
             raise InputError("--condition is for nerv and hnerv: hinerv's temporal grids already condition it")
+
+    @property
+    def rate_weight(self) -> float:
+        """The lambda this run trains with: --lambda, or the family's."""
+        return FAMILY_LAMBDA[self.inr] if self.lam is None else self.lam
 
     def for_video(self, frames: int, height: int, width: int, fps: float) -> EncodeOptions:
         """These options with a --kbps target as bpp, and --params set from it, for this video."""
@@ -352,7 +365,7 @@ def fit(frames: np.ndarray, opts: EncodeOptions, *, config: INRConfig | None = N
         make = _make_loss if masks is not None else _shared_loss  # masks (arrays) cannot key a cache
 
         def loss_fn(direct: bool):
-            return make(cfg, enc_graph, dec_graph, dec_treedef, opts.lam, h, w, masks, plan, loss,
+            return make(cfg, enc_graph, dec_graph, dec_treedef, opts.rate_weight, h, w, masks, plan, loss,
                         reference is not None, direct)
 
         state = None if reference is None else {"reference": [jnp.asarray(r, jnp.float32) for r in reference]}
@@ -507,7 +520,7 @@ def encode(frames: np.ndarray, opts: EncodeOptions, fps: float = 25.0, source: d
     seconds = time.perf_counter() - t0
     extra = {"model": opts.inr, "params": stored_param_count(fitted.config), "epochs": opts.epochs,
              "prune": opts.prune, "prune_epochs": opts.prune_epochs, "patch": opts.patch,
-             "lambda": opts.lam, "seed": opts.seed}  # no timings: equal input and options, equal bytes
+             "lambda": opts.rate_weight, "seed": opts.seed}  # no timings: equal input and options, equal bytes
     step_scale, emb = 1.0, None
     if opts.bpp is not None:
         if fitted.config.kind == "hnerv":
@@ -736,9 +749,10 @@ def _add_encode_args(g: argparse._ArgumentGroup) -> None:
                         "sections; the header they share comes on top)")
     g.add_argument("--epochs", type=cli_type(int, lo=1), default=300, help="video: training epochs (default: 300, "
                                                                          "as the HNeRV paper)")
-    g.add_argument("--lambda", dest="lam", type=cli_type(float, lo=0), default=0.002,
+    g.add_argument("--lambda", dest="lam", type=cli_type(float, lo=0), default=None,
                    help="video: rate weight, loss = distortion + lambda * bits per pixel; larger gives smaller files "
-                        "(default: 0.002)")
+                        f"(default: {FAMILY_LAMBDA['hnerv']:g}; hinerv {FAMILY_LAMBDA['hinerv']:g}, against its "
+                        "L1 + MS-SSIM loss)")
     g.add_argument("--batch-size", type=cli_type(int, lo=1), default=None,
                    help="video: frames (or --patch patches) per step (default: 2; hinerv 1)")
     g.add_argument("--lr", type=cli_type(float, lo=1e-12), default=None,

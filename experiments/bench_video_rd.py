@@ -221,9 +221,10 @@ def main() -> None:
         t_start = time.perf_counter()
         first_model = args.models.split(",")[0]
         probe_size = max(sizes_of[first_model])
-        probe = video_inr.encode(frames, video_inr.EncodeOptions(inr=first_model, params=probe_size, epochs=2,
-                                                                 batch_size=args.batch_size), fps)
-        per_epoch = probe.history[1]["time_s"] - probe.history[0]["time_s"]
+        probe = video_inr.encode(frames, video_inr.EncodeOptions(inr=first_model.removesuffix(BOOST), params=probe_size,
+                                                                 epochs=2, batch_size=args.batch_size,
+                                                                 condition=condition_of(first_model, args)), fps)
+        per_epoch = probe.train_seconds / 2  # (with its compile: a cap errs short)
         fits = sum(len(v) for v in sizes_of.values())
         left = args.time_budget - (time.perf_counter() - t_start) - 60 * fits  # compile, quantize, decode
         affordable = int(left / (per_epoch * fits))

@@ -47,14 +47,19 @@ def condition_of(model: str, args) -> int:
 
 
 def lambda_of(model: str, args) -> float:
-    """The lambda a model name fits with: --lambda, or its family's."""
-    return args.lam if args.lam is not None else video_inr.FAMILY_LAMBDA[model.removesuffix(BOOST)]
+    """The lambda a model name fits with (before fitting: it keys the cache)."""
+    return video_inr.family_lambda(model.removesuffix(BOOST), args.lam)
+
+
+def options_for(model: str, params: float, args, **overrides) -> video_inr.EncodeOptions:
+    """What a model name fits with: its family, --condition for -boost names, the bench's flags."""
+    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "lam": args.lam,
+             "condition": condition_of(model, args)}
+    return video_inr.EncodeOptions(inr=model.removesuffix(BOOST), params=params, **{**flags, **overrides})
 
 
 def run_point(frames, fps, model: str, params: float, args, out: Path, variant: str = "", **overrides) -> dict:
-    opts = video_inr.EncodeOptions(inr=model.removesuffix(BOOST), params=params, epochs=args.epochs,
-                                   batch_size=args.batch_size, seed=args.seed,
-                                   **{"lam": args.lam, "condition": condition_of(model, args), **overrides})
+    opts = options_for(model, params, args, **overrides)
     t0 = time.perf_counter()
     result = video_inr.encode(frames, opts, fps, {"name": args.source_name, "preprocess": args.pre.to_json()})
     encode_s = time.perf_counter() - t0
@@ -126,7 +131,7 @@ def run_ablation(frames, fps, size: float, args, out: Path) -> None:
     done = [json.loads(line) for line in cache.read_text().splitlines()] if cache.exists() else []
     rows = {}
     for name, (model, overrides) in ablations(args.epochs, frames.shape[2], frames.shape[1]).items():
-        key = (name, size, args.epochs, overrides.get("lam", lambda_of(model, args)))
+        key = (name, size, args.epochs, video_inr.family_lambda(model, overrides.get("lam", args.lam)))
         hit = [p for p in done if (p["variant"], p["params_budget"], p["epochs"], p["lambda"]) == key]
         if not hit:
             print(f"ablation: {name} at {size / 1e6:g}M, {args.epochs} epochs ...", flush=True)
@@ -135,7 +140,7 @@ def run_ablation(frames, fps, size: float, args, out: Path) -> None:
                 f.write(json.dumps(hit[0]) + "\n")
         rows[name] = hit[0]
     print(f"\nAblation at {size / 1e6:g}M, {len(frames)} frames, {args.epochs} epochs, "
-          f"lambda {args.lam or 'of each family'} "
+          f"lambda {'of each family' if args.lam is None else args.lam} "
           "(each row changes one thing against its family's defaults)\n")
     print("| variant | params | bpp | bits/param | PSNR dB | vs default: rate | vs default: PSNR dB | s/epoch |")
     print("|---|---|---|---|---|---|---|---|")
@@ -221,9 +226,7 @@ def main() -> None:
         t_start = time.perf_counter()
         first_model = args.models.split(",")[0]
         probe_size = max(sizes_of[first_model])
-        probe = video_inr.encode(frames, video_inr.EncodeOptions(inr=first_model.removesuffix(BOOST), params=probe_size,
-                                                                 epochs=2, batch_size=args.batch_size,
-                                                                 condition=condition_of(first_model, args)), fps)
+        probe = video_inr.encode(frames, options_for(first_model, probe_size, args, epochs=2), fps)
         per_epoch = probe.train_seconds / 2  # (with its compile: a cap errs short)
         fits = sum(len(v) for v in sizes_of.values())
         left = args.time_budget - (time.perf_counter() - t_start) - 60 * fits  # compile, quantize, decode

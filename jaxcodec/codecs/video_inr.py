@@ -78,6 +78,11 @@ FAMILY_LAMBDA = {"hnerv": 0.002, "nerv": 0.002, "hinerv": 0.018}
 BITS_PER_PARAM = 5.5
 
 
+def family_lambda(inr: str, lam: float | None = None) -> float:
+    """The lambda a run trains with: `lam` (--lambda) where given, else its family's."""
+    return FAMILY_LAMBDA[inr] if lam is None else lam
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     inr: str = "hnerv"
@@ -137,8 +142,8 @@ class EncodeOptions:
 
     @property
     def rate_weight(self) -> float:
-        """The lambda this run trains with: --lambda, or the family's."""
-        return FAMILY_LAMBDA[self.inr] if self.lam is None else self.lam
+        """The lambda this run trains with: --lambda, or its family's."""
+        return family_lambda(self.inr, self.lam)
 
     def for_video(self, frames: int, height: int, width: int, fps: float) -> EncodeOptions:
         """These options with a --kbps target as bpp, and --params set from it, for this video."""
